@@ -1,0 +1,26 @@
+#pragma once
+
+// The `layerfarm` command line: subcommands are registered on one CLI11 app.
+// runCli() never throws; it returns the process exit status (0 ok, 1 failure, 2 usage error).
+
+#include <iosfwd>
+
+namespace CLI {
+class App;
+}
+
+namespace lf::cli {
+
+// Streams commands write to; tests replace them to capture output.
+struct Io {
+  std::ostream* out;
+  std::ostream* err;
+};
+
+int runCli(int argc, const char* const* argv, Io io);
+
+// Each command family registers itself here (one .cpp per family). A command's callback stores
+// its exit status in *exit_code.
+void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code);
+
+}  // namespace lf::cli

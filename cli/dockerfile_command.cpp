@@ -1,0 +1,15 @@
+#include <CLI/CLI.hpp>
+
+#include "cli/app.h"
+
+namespace lf::cli {
+
+// `layerfarm dockerfile parse|expand|plan`: filled in as the front end lands.
+void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code) {
+  auto* df = app.add_subcommand("dockerfile", "Inspect how layerfarm reads a Dockerfile");
+  df->require_subcommand(1);
+  (void)io;
+  (void)exit_code;
+}
+
+}  // namespace lf::cli
