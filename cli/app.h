@@ -23,4 +23,7 @@ int runCli(int argc, const char* const* argv, Io io);
 // its exit status in *exit_code.
 void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code);
 
+// `dockerfile parse [--json] FILE` (cli/parse_command.cpp).
+void addParseCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);
+
 }  // namespace lf::cli
