@@ -26,4 +26,7 @@ void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code);
 // `dockerfile parse [--json] FILE` (cli/parse_command.cpp).
 void addParseCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);
 
+// `dockerfile expand [--env K=V]... WORD` (cli/expand_command.cpp).
+void addExpandCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);
+
 }  // namespace lf::cli

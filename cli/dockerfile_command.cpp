@@ -9,6 +9,7 @@ void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code) {
   auto* df = app.add_subcommand("dockerfile", "Inspect how layerfarm reads a Dockerfile");
   df->require_subcommand(1);
   addParseCommand(*df, io, exit_code);
+  addExpandCommand(*df, io, exit_code);
   (void)io;
   (void)exit_code;
 }
