@@ -14,6 +14,7 @@ int runCli(int argc, const char* const* argv, Io io) {
 
   int exit_code = 0;
   registerDockerfileCommands(app, io, &exit_code);
+  registerImportCommand(app, io, &exit_code);
 
   try {
     app.parse(argc, argv);

@@ -22,6 +22,7 @@ int runCli(int argc, const char* const* argv, Io io);
 // Each command family registers itself here (one .cpp per family). A command's callback stores
 // its exit status in *exit_code.
 void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code);
+void registerImportCommand(CLI::App& app, Io io, int* exit_code);  // cli/import_command.cpp
 
 // `dockerfile parse [--json] FILE` (cli/parse_command.cpp).
 void addParseCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);

@@ -226,9 +226,14 @@ Status writeDockerArchive(blob::BlobStore& store, const Descriptor& manifest,
 
   Index index;
   index.media_type = std::string(kOciIndex);
-  for (const auto& tag : repo_tags) {
-    // Docker 25+ names OCI index entries by their full reference in this annotation too.
-    index.manifests.push_back(indexEntry(manifest, tag));
+  for (const auto& repo_tag : repo_tags) {
+    // As Docker 25+ `docker save` does: ref.name holds the tag, containerd's annotation the
+    // full reference.
+    size_t colon = repo_tag.rfind(':');
+    bool has_tag = colon != std::string::npos && repo_tag.find('/', colon) == std::string::npos;
+    Descriptor entry = indexEntry(manifest, has_tag ? repo_tag.substr(colon + 1) : "latest");
+    entry.annotations["io.containerd.image.name"] = repo_tag;
+    index.manifests.push_back(std::move(entry));
   }
   if (repo_tags.empty()) {
     index.manifests.push_back(indexEntry(manifest, ""));
