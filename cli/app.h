@@ -30,4 +30,8 @@ void addParseCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);
 // `dockerfile expand [--env K=V]... WORD` (cli/expand_command.cpp).
 void addExpandCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);
 
+// `dockerfile plan [--file F] [--target S] [--build-arg K=V]... [--base IMG=sha256:...]... CONTEXT`
+// (cli/plan_command.cpp).
+void addPlanCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);
+
 }  // namespace lf::cli

@@ -10,6 +10,7 @@ void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code) {
   df->require_subcommand(1);
   addParseCommand(*df, io, exit_code);
   addExpandCommand(*df, io, exit_code);
+  addPlanCommand(*df, io, exit_code);
   (void)io;
   (void)exit_code;
 }
