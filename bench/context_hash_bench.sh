@@ -9,7 +9,8 @@
 # on purpose: every tool first runs once untimed to warm it, then 3 timed runs, and the median is
 # reported, so all tools read from memory and the comparison is of hashing, not of the disk.
 #
-# Rows:
+# Columns: median wall seconds and GB/s, median CPU seconds (user + system, children included)
+# and GB per CPU-second. Rows:
 #   layerfarm scan (all cores)   walk + .dockerignore + SHA-256 of every file, all cores
 #   layerfarm scan (1 thread)    the same on one core
 #   openssl dgst (1 process)     every file through one `openssl dgst -sha256` (xargs)
@@ -36,27 +37,30 @@ trap 'rm -rf "$WORK"' EXIT
 # half), so the two-process openssl run is not starved by one half holding all the big files.
 find "$DATA_DIR" -type f -name '*.bin' -printf '%s %p\n' | sort -rn >"$WORK/sized"
 cut -d' ' -f2- "$WORK/sized" | tr '\n' '\0' >"$WORK/all"
-awk -v a="$WORK/half0" -v b="$WORK/half1" '
+awk -v a="$WORK/half0.txt" -v b="$WORK/half1.txt" '
   { size = $1; path = substr($0, length($1) + 2)
-    if (s0 <= s1) { printf "%s\0", path > a; s0 += size } else { printf "%s\0", path > b; s1 += size } }
+    if (s0 <= s1) { print path > a; s0 += size } else { print path > b; s1 += size } }
 ' "$WORK/sized"
+tr '\n' '\0' <"$WORK/half0.txt" >"$WORK/half0"
+tr '\n' '\0' <"$WORK/half1.txt" >"$WORK/half1"
 BYTES=$(awk '{ s += $1 } END { printf "%d", s }' "$WORK/sized")
 FILES=$(wc -l <"$WORK/sized")
 
-now() { date +%s.%N; }
-
-# time_cmd NAME CMD...: one warm-up run, then RUNS timed runs; prints the median seconds.
+# time_cmd CMD...: one warm-up run, then RUNS timed runs. Prints "<median wall s> <median CPU s>"
+# where CPU is user + system time of the command and all its children: on a shared, loaded
+# machine wall time mostly measures the other tenants, CPU time measures the work.
 time_cmd() {
   "$@" >/dev/null
-  local times=()
+  local walls=() cpus=() line
   for ((i = 0; i < RUNS; i++)); do
-    local t0 t1
-    t0=$(now)
-    "$@" >/dev/null
-    t1=$(now)
-    times+=("$(echo "$t1 - $t0" | bc -l)")
+    line=$({ TIMEFORMAT='%R %U %S'; time "$@" >/dev/null; } 2>&1 | tail -1)
+    read -r real user sys <<<"$line"
+    walls+=("$real")
+    cpus+=("$(echo "$user + $sys" | bc -l)")
   done
-  printf '%s\n' "${times[@]}" | sort -g | sed -n "$(((RUNS + 1) / 2))p"
+  local mid=$(((RUNS + 1) / 2))
+  echo "$(printf '%s\n' "${walls[@]}" | sort -g | sed -n "${mid}p")" \
+    "$(printf '%s\n' "${cpus[@]}" | sort -g | sed -n "${mid}p")"
 }
 
 openssl_one() { xargs -0 openssl dgst -sha256 <"$WORK/all"; }
@@ -67,6 +71,7 @@ openssl_two() {
   wait "$p0"
 }
 
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "context: $FILES files, $BYTES bytes in $DATA_DIR ($(nproc) cores, $(grep -o -m1 sha_ni /proc/cpuinfo || echo 'no sha_ni'))"
 
 declare -A SECONDS_OF
@@ -75,12 +80,14 @@ SECONDS_OF["layerfarm scan (1 thread)"]=$(time_cmd "$BENCH" scan "$DATA_DIR" 1)
 SECONDS_OF["openssl dgst (1 process)"]=$(time_cmd openssl_one)
 SECONDS_OF["openssl dgst (xargs -P2)"]=$(time_cmd openssl_two)
 
-printf '\n%-30s %10s %10s\n' "tool" "seconds" "GB/s"
+printf '\n%-30s %9s %8s %9s %12s\n' "tool" "wall s" "GB/s" "CPU s" "GB/CPU-s"
 for name in "layerfarm scan (all cores)" "layerfarm scan (1 thread)" "openssl dgst (1 process)" \
   "openssl dgst (xargs -P2)"; do
-  s=${SECONDS_OF[$name]}
-  printf '%-30s %10.3f %10.2f\n' "$name" "$s" "$(echo "$BYTES / $s / 1000000000" | bc -l)"
+  read -r wall cpu <<<"${SECONDS_OF[$name]}"
+  printf '%-30s %9.3f %8.2f %9.3f %12.2f\n' "$name" "$wall" \
+    "$(echo "$BYTES / $wall / 1000000000" | bc -l)" "$cpu" "$(echo "$BYTES / $cpu / 1000000000" | bc -l)"
 done
+echo "(load average before the run: $LOAD; wall figures are only meaningful on an idle machine)"
 
 # Same answers: every per-file digest must equal openssl's.
 "$BENCH" list "$DATA_DIR" | sort >"$WORK/ours"

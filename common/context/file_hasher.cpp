@@ -86,7 +86,8 @@ class Worker {
  private:
   Status openChecked(const HashJob& job, UniqueFd* out) {
     int err = 0;
-    auto fd = openBeneath(batch_->root_fd, job.path, O_RDONLY | O_NOFOLLOW | O_NOCTTY, &err);
+    auto fd =
+        openBeneathCStr(batch_->root_fd, job.path.data(), O_RDONLY | O_NOFOLLOW | O_NOCTTY, &err);
     if (!fd.isOk()) {
       if (err == ENOENT) {
         return notFound("context file " + quotePath(job.path) + " vanished during the scan");

@@ -8,6 +8,8 @@
 // (SHA-256 of one file cannot be split). Each worker owns one read buffer and one OpenSSL digest
 // context for the whole batch: no allocation per file. Files are read exactly once, sequentially,
 // with posix_fadvise(SEQUENTIAL); OpenSSL's EVP picks SHA-NI where the CPU has it.
+// read() into a 1 MiB buffer measured faster than mmap(MAP_POPULATE) of big files on the
+// benchmark context (less user time: no page-table churn), and 128 KiB-1 MiB buffers tie.
 //
 // Every file is opened with openBeneath() (never through a symlink) and checked to be the same
 // regular file, of the same size, that the walk saw; the first failure stops the batch and is
@@ -25,7 +27,8 @@
 namespace lf::context {
 
 struct HashJob {
-  std::string_view path;  // relative to the root descriptor
+  std::string_view path;  // relative to the root descriptor; must be followed by a NUL (view a
+                          // whole std::string), so the hot loop opens it without copying
   uint64_t size = 0;      // as the walk saw it
   dev_t dev = 0;          // identity as the walk saw it; the opened file must match
   ino_t ino = 0;

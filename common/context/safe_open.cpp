@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -15,12 +16,12 @@ namespace {
 
 std::atomic<bool> g_openat2_unavailable{false};
 
-int rawOpenat2(int dir_fd, const std::string& path, int flags) {
+int rawOpenat2(int dir_fd, const char* path, int flags) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags);
   how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
   for (int attempt = 0;; ++attempt) {
-    long fd = syscall(SYS_openat2, dir_fd, path.c_str(), &how, sizeof(how));
+    long fd = syscall(SYS_openat2, dir_fd, path, &how, sizeof(how));
     // EAGAIN: the kernel saw a concurrent rename and could not prove containment; retry.
     if (fd < 0 && errno == EAGAIN && attempt < 8) {
       continue;
@@ -43,6 +44,12 @@ int openByComponents(int root_fd, std::string_view rel, int flags) {
     }
     int next = openat(cur, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) {
+      // O_DIRECTORY|O_NOFOLLOW on a symlink says ENOTDIR; report it as openat2 would (ELOOP).
+      struct stat st {};
+      if (errno == ENOTDIR && fstatat(cur, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode)) {
+        errno = ELOOP;
+      }
       return -1;
     }
     dir.reset(next);
@@ -61,9 +68,19 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
+void forceOpenat2FallbackForTesting() {
+  g_openat2_unavailable.store(true, std::memory_order_relaxed);
+}
+
 Result<UniqueFd> openBeneath(int root_fd, std::string_view rel, int flags, int* err_out) {
+  std::string path(rel);
+  return openBeneathCStr(root_fd, path.c_str(), flags, err_out);
+}
+
+Result<UniqueFd> openBeneathCStr(int root_fd, const char* rel_cstr, int flags, int* err_out) {
   flags |= O_CLOEXEC;
-  std::string path = rel.empty() ? std::string(".") : std::string(rel);
+  std::string_view rel(rel_cstr);
+  const char* path = rel.empty() ? "." : rel_cstr;
   int fd = -1;
   bool fallback = g_openat2_unavailable.load(std::memory_order_relaxed);
   if (!fallback) {

@@ -50,4 +50,12 @@ class UniqueFd {
 // *err_out when given, for callers that treat ENOENT specially.
 Result<UniqueFd> openBeneath(int root_fd, std::string_view rel, int flags, int* err_out = nullptr);
 
+// The same for a NUL-terminated `rel` (the hashing hot loop: no copy, no allocation unless the
+// openat2 fallback is in use or the open fails).
+Result<UniqueFd> openBeneathCStr(int root_fd, const char* rel, int flags, int* err_out = nullptr);
+
+// Makes every later call use the component-by-component fallback, as on a kernel without
+// openat2; tests use it to cover that path. There is no way back (the fallback is as safe).
+void forceOpenat2FallbackForTesting();
+
 }  // namespace lf::context

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/context/safe_open.h"
 #include "tests/support/temp_dir.h"
 
 namespace lf::context {
@@ -363,6 +364,33 @@ TEST(ScanContext, HardLinksShareOneHash) {
   ContextSnapshot snap = scanOk(dir.path());
   EXPECT_EQ(snap.find("alias")->content, Digest::sha256Of("linked content"));
   EXPECT_EQ(snap.find("orig")->content, Digest::sha256Of("linked content"));
+}
+
+// Last in the file: the fallback switch lasts for the rest of the process (ctest runs every test
+// in a process of its own anyway).
+TEST(ScanContext, WorksAndStaysInsideWithoutOpenat2) {
+  forceOpenat2FallbackForTesting();
+  TempDir outside;
+  outside.write("secret", "1234");
+  TempDir dir;
+  dir.write(".dockerignore", "ignored\n");
+  dir.write("ignored", "x");
+  dir.write("d/f", "abcd");
+  ASSERT_EQ(::symlink(outside.path().c_str(), (dir / "escape").c_str()), 0);
+  ContextSnapshot snap = scanOk(dir.path());
+  EXPECT_EQ(paths(snap.entries()),
+            (std::vector<std::string>{".dockerignore", "d", "d/f", "escape"}));
+  EXPECT_EQ(snap.find("d/f")->content, Digest::sha256Of("abcd"));
+
+  ScanOptions options;
+  options.after_walk = [&](const WalkStats&) {
+    fs::remove_all(dir / "d");
+    ASSERT_EQ(::symlink(outside.path().c_str(), (dir / "d").c_str()), 0);
+  };
+  auto swapped = scanContext(dir.path(), options);
+  ASSERT_FALSE(swapped.isOk());
+  EXPECT_EQ(swapped.status().code(), StatusCode::kFailedPrecondition)
+      << swapped.status().toString();
 }
 
 }  // namespace
