@@ -156,7 +156,7 @@ std::span<const ContextEntry> ContextSnapshot::under(std::string_view dir) const
   while (last != entries_.end() && std::string_view(last->path).starts_with(prefix)) {
     ++last;
   }
-  return std::span<const ContextEntry>(&*entries_.begin() + (first - entries_.begin()),
+  return std::span<const ContextEntry>(entries_.data() + (first - entries_.begin()),
                                        static_cast<size_t>(last - first));
 }
 

@@ -178,6 +178,12 @@ TEST(ScanContext, SubtreeDigestsLookupsAndIteration) {
   EXPECT_EQ(snap.under("").size(), snap.entries().size());
   EXPECT_EQ(snap.find("/src/a")->path, "src/a");
   EXPECT_EQ(snap.find("../src/a"), nullptr);
+
+  ContextSnapshot empty;
+  EXPECT_TRUE(empty.under("src").empty());
+  EXPECT_EQ(empty.find("src"), nullptr);
+  EXPECT_TRUE(empty.digestOf("").isOk());
+  EXPECT_EQ(empty.digestOf("src").status().code(), StatusCode::kNotFound);
 }
 
 TEST(ScanContext, DockerfileAndIgnoreFileAreSentButNotCopyable) {
