@@ -32,7 +32,7 @@ CliRun runLayerfarm(std::vector<std::string> args) {
 
 TEST(ExpandCommandTest, ExpandsWithEnv) {
   CliRun r = runLayerfarm({"dockerfile", "expand", "--env", "FOO=/bar", "-e",
-                        "E=", "${FOO}/x ${E:-def} '$FOO' \\$FOO"});
+                           "E=", "${FOO}/x ${E:-def} '$FOO' \\$FOO"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "/bar/x def $FOO $FOO\n");
   EXPECT_EQ(r.err, "");
