@@ -39,7 +39,7 @@ struct Flag {
 // A here-document attached to RUN, COPY or ADD.
 struct Heredoc {
   std::string name;     // the delimiter word without quotes: "EOF"
-  std::string content;  // the body; each line ends with '\n'; tabs stripped for <<-
+  std::string content;  // the body; each line ends with '\n' (CRLF -> LF); tabs stripped for <<-
   bool expand = true;   // false when the delimiter was quoted ('EOF' or "EOF")
   bool strip_tabs = false;  // <<-EOF
 };
@@ -58,7 +58,10 @@ struct Instruction {
   std::vector<Heredoc> heredocs;
   std::vector<KeyValue> pairs;  // ENV, LABEL, ARG: the same data as args, paired
   std::unique_ptr<Instruction> trigger;  // ONBUILD's instruction
-  std::string original;  // the whole instruction as written, continuation lines joined with '\n'
+  // The whole instruction as written, from the keyword to the end of end_line: continuation
+  // lines (and comment lines inside them) and heredoc bodies included, joined with '\n'
+  // (carriage returns dropped). For an ONBUILD trigger: the trigger's text after "ONBUILD ".
+  std::string original;
   Position pos;          // where the keyword starts
   int end_line = 0;      // the last line it spans (heredoc bodies included)
 };

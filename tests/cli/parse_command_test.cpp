@@ -16,13 +16,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-struct Run {
+struct CliResult {
   int code;
   std::string out;
   std::string err;
 };
 
-Run runLayerfarm(std::vector<std::string> args) {
+CliResult runLayerfarm(std::vector<std::string> args) {
   args.insert(args.begin(), "layerfarm");
   std::vector<const char*> argv;
   for (const std::string& a : args) {
@@ -31,13 +31,13 @@ Run runLayerfarm(std::vector<std::string> args) {
   std::ostringstream out;
   std::ostringstream err;
   int code = runCli(static_cast<int>(argv.size()), argv.data(), Io{&out, &err});
-  return Run{code, out.str(), err.str()};
+  return CliResult{code, out.str(), err.str()};
 }
 
 TEST(ParseCommandTest, JsonOutput) {
   lf::testing::TempDir dir;
   auto path = dir.write("Dockerfile", "FROM alpine\nRUN <<EOF\necho hi\nEOF\n");
-  Run r = runLayerfarm({"dockerfile", "parse", "--json", path.string()});
+  CliResult r = runLayerfarm({"dockerfile", "parse", "--json", path.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   nlohmann::json j = nlohmann::json::parse(r.out);
@@ -50,7 +50,7 @@ TEST(ParseCommandTest, JsonOutput) {
 TEST(ParseCommandTest, TextOutput) {
   lf::testing::TempDir dir;
   auto path = dir.write("Dockerfile", "FROM alpine\n\nCOPY --link a /b\n");
-  Run r = runLayerfarm({"dockerfile", "parse", path.string()});
+  CliResult r = runLayerfarm({"dockerfile", "parse", path.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "    1  FROM alpine\n    3  COPY --link a /b\n");
 }
@@ -58,7 +58,7 @@ TEST(ParseCommandTest, TextOutput) {
 TEST(ParseCommandTest, ParseErrorGoesToStderrWithPosition) {
   lf::testing::TempDir dir;
   auto path = dir.write("Dockerfile", "FROM alpine\nCOPY --form=x a b\n");
-  Run r = runLayerfarm({"dockerfile", "parse", "--json", path.string()});
+  CliResult r = runLayerfarm({"dockerfile", "parse", "--json", path.string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_THAT(r.err, HasSubstr(path.string() + ":2:6: unknown flag --form for COPY"));
@@ -66,13 +66,13 @@ TEST(ParseCommandTest, ParseErrorGoesToStderrWithPosition) {
 
 TEST(ParseCommandTest, MissingFile) {
   lf::testing::TempDir dir;
-  Run r = runLayerfarm({"dockerfile", "parse", (dir / "nope").string()});
+  CliResult r = runLayerfarm({"dockerfile", "parse", (dir / "nope").string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("cannot read"));
 }
 
 TEST(ParseCommandTest, FileArgumentIsRequired) {
-  Run r = runLayerfarm({"dockerfile", "parse"});
+  CliResult r = runLayerfarm({"dockerfile", "parse"});
   EXPECT_EQ(r.code, 2);
 }
 
