@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "common/registry/registry_client.h"
 #include "common/registry/registry_client_state.h"
 
@@ -125,6 +127,19 @@ Status RegistryClient::readBlob(const Repository& repo, const Digest& digest,
   return Status::ok();
 }
 
+Status RegistryClient::deleteBlob(const Repository& repo, const Digest& digest) {
+  Call call;
+  call.method = "DELETE";
+  call.host = repo.host;
+  call.target = fmt::format("/v2/{}/blobs/{}", repo.name, digest.toString());
+  call.scopes = {fmt::format("repository:{}:delete", repo.name)};
+  call.what = fmt::format("DELETE blob {}@{}", repo.toString(), digest.toString());
+  std::string what = call.what;
+  LF_ASSIGN_OR_RETURN(HttpResponse res, execute(std::move(call)));
+  if (res.status == 202 || res.status == 200 || res.status == 404) return Status::ok();
+  return httpError(res, what);
+}
+
 Result<bool> RegistryClient::mountBlob(const Repository& repo, const Digest& digest,
                                        std::string_view from_repo) {
   Call call;
@@ -179,20 +194,12 @@ Result<Url> RegistryClient::startUpload(const Repository& repo, std::string_view
 }
 
 Status RegistryClient::uploadOnce(const Repository& repo, const blob::BlobInfo& blob,
-                                  blob::BlobStore* store, std::string_view bytes) {
+                                  const ReaderFactory& open) {
   std::string what = fmt::format("upload {} to {}", blob.digest.toString(), repo.toString());
   LF_ASSIGN_OR_RETURN(Url location, startUpload(repo, what));
-  std::unique_ptr<blob::BlobReader> reader;
-  if (store != nullptr) {
-    LF_ASSIGN_OR_RETURN(reader, store->openReader(blob.digest));
-  }
+  LF_ASSIGN_OR_RETURN(std::unique_ptr<blob::BlobReader> reader, open());
   auto readChunk = [&](uint64_t max, std::string& out) -> Status {
     out.clear();
-    if (reader == nullptr) {
-      out = std::string(bytes.substr(0, max));
-      bytes.remove_prefix(out.size());
-      return Status::ok();
-    }
     out.resize(max);
     size_t filled = 0;
     while (filled < max) {
@@ -253,10 +260,10 @@ Status RegistryClient::uploadOnce(const Repository& repo, const blob::BlobInfo& 
   return Status::ok();
 }
 
-Status RegistryClient::uploadBlob(const Repository& repo, const blob::BlobInfo& blob,
-                                  blob::BlobStore& store) {
+Status RegistryClient::uploadFrom(const Repository& repo, const blob::BlobInfo& blob,
+                                  const ReaderFactory& open) {
   for (int attempt = 0;; ++attempt) {
-    Status s = uploadOnce(repo, blob, &store, {});
+    Status s = uploadOnce(repo, blob, open);
     if (s.isOk() || s.code() != StatusCode::kUnavailable || attempt + 1 >= config_.max_attempts) {
       return s;
     }
@@ -265,17 +272,37 @@ Status RegistryClient::uploadBlob(const Repository& repo, const blob::BlobInfo& 
   }
 }
 
+Status RegistryClient::uploadBlob(const Repository& repo, const blob::BlobInfo& blob,
+                                  blob::BlobStore& store) {
+  return uploadFrom(repo, blob, [&] { return store.openReader(blob.digest); });
+}
+
+namespace {
+
+class StringReader : public blob::BlobReader {
+ public:
+  explicit StringReader(std::string_view data) : data_(data), size_(data.size()) {}
+  Result<size_t> read(void* out, size_t size) override {
+    size_t n = std::min(size, data_.size());
+    std::memcpy(out, data_.data(), n);
+    data_.remove_prefix(n);
+    return n;
+  }
+  uint64_t size() const override { return size_; }
+
+ private:
+  std::string_view data_;
+  uint64_t size_;
+};
+
+}  // namespace
+
 Status RegistryClient::uploadBytes(const Repository& repo, std::string_view bytes,
                                    const Digest& digest) {
-  blob::BlobInfo info{digest, bytes.size()};
-  for (int attempt = 0;; ++attempt) {
-    Status s = uploadOnce(repo, info, nullptr, bytes);
-    if (s.isOk() || s.code() != StatusCode::kUnavailable || attempt + 1 >= config_.max_attempts) {
-      return s;
-    }
-    ++state_->retries;
-    sleepBackoff(attempt, std::nullopt);
-  }
+  return uploadFrom(repo, blob::BlobInfo{digest, bytes.size()},
+                    [&]() -> Result<std::unique_ptr<blob::BlobReader>> {
+                      return std::unique_ptr<blob::BlobReader>(new StringReader(bytes));
+                    });
 }
 
 }  // namespace lf::registry

@@ -112,8 +112,14 @@ class RegistryClient {
   Result<bool> mountBlob(const Repository& repo, const Digest& digest, std::string_view from_repo);
   // Uploads a blob from `store`: monolithic up to monolithic_upload_max_bytes, else chunked.
   Status uploadBlob(const Repository& repo, const blob::BlobInfo& blob, blob::BlobStore& store);
+  // Uploads a blob read from readers `open` makes (one per attempt; retried from the start).
+  using ReaderFactory = std::function<Result<std::unique_ptr<blob::BlobReader>>()>;
+  Status uploadFrom(const Repository& repo, const blob::BlobInfo& blob, const ReaderFactory& open);
   // Uploads bytes held in memory (configs, small blobs).
   Status uploadBytes(const Repository& repo, std::string_view bytes, const Digest& digest);
+
+  // Deletes a blob from the repository (the registry must allow deletes). Absent is not an error.
+  Status deleteBlob(const Repository& repo, const Digest& digest);
 
   // Lists the repository's tags (follows Link pagination).
   Result<std::vector<std::string>> listTags(const Repository& repo);
@@ -159,8 +165,7 @@ class RegistryClient {
   Result<BearerToken> fetchToken(const std::string& host, const Challenge& challenge,
                                  const std::vector<std::string>& scopes);
   Status learnChallenge(const std::string& host, const HttpResponse& res, std::string_view what);
-  Status uploadOnce(const Repository& repo, const blob::BlobInfo& blob, blob::BlobStore* store,
-                    std::string_view bytes);
+  Status uploadOnce(const Repository& repo, const blob::BlobInfo& blob, const ReaderFactory& open);
   Result<Url> startUpload(const Repository& repo, std::string_view what);
   std::string schemeFor(const std::string& host) const;
   void sleepBackoff(int attempt, std::optional<int> retry_after_ms);
