@@ -115,6 +115,7 @@ std::string healthcheckText(const dockerfile::HealthcheckCommand& x, RuntimeConf
 // Mutable state while planning one stage.
 struct StageState {
   RuntimeConfig config;
+  std::shared_ptr<const RuntimeConfig> snapshot;  // == config, shared with the steps
   ArgScope args;
   std::optional<Digest> parent_key;
   bool cmd_set_in_stage = false;
@@ -409,7 +410,10 @@ Status Planner::planInstruction(const dockerfile::Instruction& ins, bool from_on
     applyConfigCommand(cmd, stage, st, &step);
   }
   for (int s : step.uses_stages) stage->depends_on.insert(s);
-  step.config = st->config;
+  if (step.kind == StepKind::kConfig || st->snapshot == nullptr) {
+    st->snapshot = std::make_shared<const RuntimeConfig>(st->config);
+  }
+  step.config = st->snapshot;
   step.command = std::move(cmd);
   st->parent_key = step.cache_key;
   stage->steps.push_back(std::move(step));

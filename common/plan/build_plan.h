@@ -89,7 +89,9 @@ struct Step {
   dockerfile::Position pos;
   // Set when the stage's base is resolved (a digest was supplied, scratch, or an earlier stage).
   std::optional<Digest> cache_key;
-  RuntimeConfig config;                  // in effect after this step
+  // In effect after this step. Immutable and shared: steps that do not change the config (RUN,
+  // COPY, ADD) point at the same snapshot as the step before them.
+  std::shared_ptr<const RuntimeConfig> config;
   std::vector<int> uses_stages;          // COPY --from / RUN --mount from= stage indexes
   std::vector<std::string> uses_images;  // COPY --from=<image> references
   const dockerfile::Instruction* instruction = nullptr;  // into the Dockerfile or BuildPlan

@@ -2,6 +2,10 @@
 
 namespace lf::plan {
 
+namespace {
+constexpr size_t kDirectBytes = 64 * 1024;
+}  // namespace
+
 KeyBuilder::KeyBuilder(std::string_view kind) {
   raw('V', kKeyVersion);
   raw('K', kind);
@@ -13,8 +17,19 @@ void KeyBuilder::raw(char tag, std::string_view bytes) {
   header[0] = tag;
   uint64_t n = bytes.size();
   for (int i = 0; i < 8; ++i) header[1 + i] = static_cast<char>((n >> (8 * i)) & 0xff);
-  hash_.update(header, sizeof(header));
-  hash_.update(bytes);
+  buffer_.append(header, sizeof(header));
+  if (bytes.size() >= kDirectBytes) {
+    flush();
+    hash_.update(bytes);
+    return;
+  }
+  buffer_.append(bytes);
+  if (buffer_.size() >= kDirectBytes) flush();
+}
+
+void KeyBuilder::flush() {
+  hash_.update(buffer_);
+  buffer_.clear();
 }
 
 KeyBuilder& KeyBuilder::field(std::string_view name, std::string_view value) {
@@ -59,6 +74,9 @@ KeyBuilder& KeyBuilder::map(std::string_view name,
   return *this;
 }
 
-Digest KeyBuilder::finish() { return hash_.finish(); }
+Digest KeyBuilder::finish() {
+  flush();
+  return hash_.finish();
+}
 
 }  // namespace lf::plan

@@ -79,7 +79,7 @@ std::optional<Digest> Stage::finalKey() const {
 }
 
 const RuntimeConfig& Stage::finalConfig() const {
-  return steps.empty() ? base_config : steps.back().config;
+  return steps.empty() ? base_config : *steps.back().config;
 }
 
 std::string Stage::displayName() const {

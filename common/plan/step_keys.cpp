@@ -57,10 +57,14 @@ Status selectContextSource(const context::ContextSnapshot& ctx, const std::strin
   if (path.empty()) {
     addTree(nullptr, "");
   } else if (hasWildcard(path)) {
-    for (const auto& e : ctx.entries()) {
-      auto m = context::matchPath(path, e.path);
-      if (!m.isOk()) return m.status().withContext(at + ": source \"" + source + "\"");
-      if (!*m) continue;
+    auto glob = context::GlobPattern::compile(path, context::GlobSyntax::kFilepath);
+    if (!glob.isOk()) return glob.status().withContext(at + ": source \"" + source + "\"");
+    // Only entries below the pattern's literal directory prefix can match ("src/*.c" -> "src").
+    size_t wild = path.find_first_of("*?[\\");
+    size_t slash = path.rfind('/', wild);
+    std::string prefix = slash == std::string::npos ? "" : path.substr(0, slash);
+    for (const auto& e : ctx.under(prefix)) {
+      if (!glob->matches(e.path)) continue;
       out->append("\x1fmatch:").append(e.path);
       if (e.type == context::EntryType::kDirectory) {
         addTree(&e, e.path);
@@ -142,7 +146,14 @@ std::map<std::string, std::string> effectiveArgs(const ArgScope& args,
                                                  const RuntimeConfig& config) {
   std::map<std::string, std::string> out;
   for (const auto& [k, v] : args) {
-    if (v && !config.getEnv(k)) out[k] = *v;
+    if (v) out[k] = *v;
+  }
+  if (out.empty()) return out;
+  // One pass over the env instead of a lookup per ARG: both can be long in generated files.
+  for (const auto& kv : config.env) {
+    auto eq = kv.find('=');
+    auto it = out.find(kv.substr(0, eq));
+    if (it != out.end()) out.erase(it);
   }
   return out;
 }
