@@ -40,7 +40,6 @@ class InputBuffer {
   const uint8_t* data() const { return reinterpret_cast<const uint8_t*>(buf_.data()) + pos_; }
   size_t available() const { return len_ - pos_; }
   void consume(size_t n) { pos_ += n; }
-  uint64_t consumed_total() const { return total_before_ + pos_; }
 
   // Reads ahead until at least `want` bytes are buffered or the source ends (for magic sniffing).
   Status peek(size_t want) {
@@ -64,7 +63,6 @@ class InputBuffer {
   std::string buf_;
   size_t pos_ = 0;
   size_t len_ = 0;
-  uint64_t total_before_ = 0;
   bool eof_ = false;
 };
 
@@ -89,12 +87,11 @@ class GzipDecompressor final : public Decompressor {
           return size_t{0};
         }
       }
+      // At the end of the input inflate may still hold output (a match or stored block cut by
+      // a full output buffer), so it runs once more with no input before we call it truncated.
       LF_ASSIGN_OR_RETURN(bool have, in_.fill());
-      if (!have) {
-        return dataLoss("gzip stream is truncated (ends inside a member)");
-      }
-      zs_.next_in = const_cast<Bytef*>(in_.data());
-      zs_.avail_in = static_cast<uInt>(std::min<size_t>(in_.available(), UINT32_MAX));
+      zs_.next_in = have ? const_cast<Bytef*>(in_.data()) : nullptr;
+      zs_.avail_in = have ? static_cast<uInt>(std::min<size_t>(in_.available(), UINT32_MAX)) : 0;
       zs_.next_out = static_cast<Bytef*>(data);
       zs_.avail_out = static_cast<uInt>(std::min<size_t>(size, UINT32_MAX));
       const uInt before_in = zs_.avail_in;
@@ -105,6 +102,8 @@ class GzipDecompressor final : public Decompressor {
         in_stream_ = false;
       } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
         return dataLoss(std::string("gzip stream is corrupt: ") + (zs_.msg ? zs_.msg : "inflate"));
+      } else if (!have && produced == 0) {
+        return dataLoss("gzip stream is truncated (ends inside a member)");
       }
       if (produced > 0) {
         return produced;
@@ -175,21 +174,22 @@ class ZstdDecompressor final : public Decompressor {
     }
     while (true) {
       LF_ASSIGN_OR_RETURN(bool have, in_.fill());
-      if (!have) {
-        if (frame_open_) {
-          return dataLoss("zstd stream is truncated (ends inside a frame)");
-        }
+      if (!have && !frame_open_) {
         if (!any_) {
           return dataLoss("zstd stream is empty");
         }
         return size_t{0};
       }
-      ZSTD_inBuffer in{in_.data(), in_.available(), 0};
+      // With no input left, one more call drains what the decoder still holds.
+      ZSTD_inBuffer in{have ? in_.data() : nullptr, have ? in_.available() : 0, 0};
       ZSTD_outBuffer out{data, size, 0};
       size_t rc = ZSTD_decompressStream(dctx_, &out, &in);
       in_.consume(in.pos);
       if (ZSTD_isError(rc)) {
         return dataLoss(std::string("zstd stream is corrupt: ") + ZSTD_getErrorName(rc));
+      }
+      if (!have && out.pos == 0) {
+        return dataLoss("zstd stream is truncated (ends inside a frame)");
       }
       any_ = true;
       frame_open_ = rc != 0;

@@ -51,7 +51,8 @@ Result<std::string> compress(Compression c, const std::string& data, int threads
   return out;
 }
 
-Result<std::string> decompress(const std::string& blob, Compression* detected = nullptr) {
+Result<std::string> decompress(const std::string& blob, Compression* detected = nullptr,
+                               size_t out_size = 65536) {
   size_t pos = 0;
   auto dec = makeDecompressor([&](void* d, size_t n) -> Result<size_t> {
     size_t take = std::min(n, std::min<size_t>(blob.size() - pos, 1000));
@@ -59,7 +60,7 @@ Result<std::string> decompress(const std::string& blob, Compression* detected = 
     pos += take;
     return take;
   });
-  std::string out(65536, '\0');
+  std::string out(out_size, '\0');
   std::string result;
   while (true) {
     LF_ASSIGN_OR_RETURN(size_t n, dec->read(out.data(), out.size()));
@@ -196,6 +197,18 @@ TEST(Compression, CorruptOrTruncatedInputIsDataLoss) {
   auto zt = decompress(zs->substr(0, zs->size() - 10));
   ASSERT_FALSE(zt.isOk());
   EXPECT_EQ(zt.status().code(), StatusCode::kDataLoss);
+}
+
+TEST(Compression, SmallReadsDrainTheDecoderAfterTheInputEnds) {
+  // Zeros compress ~1000:1, so the decoder still holds output when the input is used up.
+  const std::string zeros(20'000'000, '\0');
+  for (Compression c : {Compression::kGzip, Compression::kZstd}) {
+    auto blob = compress(c, zeros, 2);
+    ASSERT_TRUE(blob.isOk());
+    auto back = decompress(*blob, nullptr, 4096);
+    ASSERT_TRUE(back.isOk()) << compressionName(c) << ": " << back.status().toString();
+    EXPECT_EQ(back->size(), zeros.size());
+  }
 }
 
 TEST(Compression, MediaTypesAndDetection) {
