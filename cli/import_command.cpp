@@ -1,5 +1,8 @@
 // `layerfarm import SOURCE -t NAME[:TAG] --output type=oci|docker,dest=PATH [--change LINE]...
 //  [--platform os/arch[/variant]] [--compression gzip|zstd|none]`
+// With --push (instead of or besides --output) the image goes to the registry NAME names
+// (--insecure-registry HOST for plain HTTP, --registry-ca FILE, credentials from the Docker
+// config file).
 //
 // Turns a root filesystem (a directory, or a tar file, optionally gzip/zstd compressed) into a
 // single-layer image with a config like `docker import` makes, and writes it as an OCI layout
@@ -27,6 +30,8 @@
 #include "common/oci/config_changes.h"
 #include "common/oci/layout.h"
 #include "common/oci/media_types.h"
+#include "common/registry/client_config.h"
+#include "common/registry/image_transfer.h"
 
 namespace lf::cli {
 namespace {
@@ -40,6 +45,10 @@ struct ImportOptions {
   std::vector<std::string> changes;
   std::string platform;
   std::string compression = "gzip";
+  // --push (the registry client, common/registry): push to the registry -t names.
+  bool push = false;
+  std::vector<std::string> insecure_registries;
+  std::string registry_ca;
 };
 
 struct OutputSpec {
@@ -226,8 +235,17 @@ Status writeOutput(blob::BlobStore& store, const oci::Descriptor& manifest,
   return oci::writeOciLayout(store, manifest, name.tag, output.dest);
 }
 
+Status pushImported(const ImportOptions& opts, blob::BlobStore& store, const Digest& manifest,
+                    Io io);
+
 Status runImport(const ImportOptions& opts, Io io) {
-  LF_ASSIGN_OR_RETURN(OutputSpec output, parseOutput(opts.output));
+  if (opts.output.empty() && !opts.push) {
+    return invalidArgument("import: give --output, --push, or both");
+  }
+  OutputSpec output;
+  if (!opts.output.empty()) {
+    LF_ASSIGN_OR_RETURN(output, parseOutput(opts.output));
+  }
   LF_ASSIGN_OR_RETURN(ImageName name, parseImageName(opts.tag));
   LF_ASSIGN_OR_RETURN(layer::Compression compression, parseCompression(opts.compression));
   if (output.type == "docker" && compression == layer::Compression::kZstd) {
@@ -257,10 +275,30 @@ Status runImport(const ImportOptions& opts, Io io) {
   LF_ASSIGN_OR_RETURN(oci::Descriptor manifest,
                       oci::storeImage(*store, config, {layer_desc},
                                       {{std::string(oci::kAnnotationCreated), config.created}}));
+  if (opts.output.empty()) {
+    return pushImported(opts, *store, manifest.digest, io);
+  }
   LF_RETURN_IF_ERROR(writeOutput(*store, manifest, output, name));
   *io.out << "imported " << name.full() << " " << manifest.digest.toString() << " ("
           << platform.toString() << ", layer " << layer.digest.toString() << ", " << layer.size
           << " bytes) to " << output.type << ":" << output.dest.string() << "\n";
+  return opts.push ? pushImported(opts, *store, manifest.digest, io) : Status::ok();
+}
+
+// --push: the image in `store` goes to the registry named by -t (registry client, issue 4).
+Status pushImported(const ImportOptions& opts, blob::BlobStore& store, const Digest& manifest,
+                    Io io) {
+  LF_ASSIGN_OR_RETURN(registry::Reference target, registry::Reference::parse(opts.tag));
+  LF_ASSIGN_OR_RETURN(registry::RegistryConfig config,
+                      registry::registryConfigForCli(opts.insecure_registries, opts.registry_ca));
+  LF_ASSIGN_OR_RETURN(auto client, registry::RegistryClient::create(std::move(config)));
+  registry::PushOptions push_options;
+  push_options.progress = [&](std::string_view message) { *io.out << message << "\n"; };
+  LF_ASSIGN_OR_RETURN(registry::PushResult pushed,
+                      registry::pushImage(*client, target, manifest, store, push_options));
+  *io.out << "pushed " << pushed.repository << "@" << pushed.manifest_digest.toString() << " ("
+          << pushed.blobs_uploaded << " uploaded, " << pushed.blobs_mounted << " mounted, "
+          << pushed.blobs_present << " already there)\n";
   return Status::ok();
 }
 
@@ -276,13 +314,17 @@ void registerImportCommand(CLI::App& app, Io io, int* exit_code) {
       ->required();
   cmd->add_option("--output", opts->output,
                   "type=oci,dest=PATH (layout dir, or a tar if PATH ends in .tar) or "
-                  "type=docker,dest=PATH (docker load tarball)")
-      ->required();
+                  "type=docker,dest=PATH (docker load tarball)");
   cmd->add_option("-c,--change", opts->changes,
                   "Dockerfile instruction applied to the config: CMD, ENTRYPOINT, ENV, EXPOSE, "
                   "HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME, WORKDIR");
   cmd->add_option("--platform", opts->platform, "os/arch[/variant] (default: this machine's)");
   cmd->add_option("--compression", opts->compression, "Layer compression: gzip, zstd or none");
+  cmd->add_flag("--push", opts->push, "Push the image to the registry -t names");
+  cmd->add_option("--insecure-registry", opts->insecure_registries,
+                  "HOST[:PORT] to push to over plain HTTP (repeatable)");
+  cmd->add_option("--registry-ca", opts->registry_ca,
+                  "PEM file of CAs to trust for the registry (default: the system's)");
   cmd->callback([opts, io, exit_code] {
     Status s = runImport(*opts, io);
     if (!s.isOk()) {
