@@ -66,6 +66,12 @@ la_ssize_t tarRead(archive* ar, void* client, const void** buffer) {
   return static_cast<la_ssize_t>(*n);
 }
 
+// libarchive may fail without setting a message (archive_error_string returns NULL).
+std::string archiveErrorText(archive* ar) {
+  const char* msg = archive_error_string(ar);
+  return msg != nullptr ? msg : "malformed archive (no detail from libarchive)";
+}
+
 std::string entryName(archive_entry* e) {
   const char* p = archive_entry_pathname(e);
   if (p == nullptr) {
@@ -481,7 +487,7 @@ Result<ApplyStats> applyStream(Source source, const std::filesystem::path& targe
       return tar.error.withContext("read layer");
     }
     return invalidArgument(std::string("layer is not a tar archive: ") +
-                           archive_error_string(ar.get()));
+                           archiveErrorText(ar.get()));
   }
   Applier applier(root.get(), options, ar.get());
   ApplyStats stats;
@@ -497,7 +503,7 @@ Result<ApplyStats> applyStream(Source source, const std::filesystem::path& targe
       if (!tar.error.isOk()) {
         return tar.error.withContext(where);
       }
-      return dataLoss(where + ": " + archive_error_string(ar.get()));
+      return dataLoss(where + ": " + archiveErrorText(ar.get()));
     }
     if (++stats.entries > options.max_entries) {
       return resourceExhausted("layer has more than " + std::to_string(options.max_entries) +

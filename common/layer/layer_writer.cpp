@@ -393,7 +393,8 @@ Result<LayerInfo> writeLayerTo(const std::filesystem::path& dir, const LayerOpti
       archive_write_set_bytes_per_block(ar.get(), 256 * 1024) != ARCHIVE_OK ||
       archive_write_set_bytes_in_last_block(ar.get(), 1) != ARCHIVE_OK ||
       archive_write_open2(ar.get(), &tar_sink, nullptr, tarWrite, nullptr, nullptr) != ARCHIVE_OK) {
-    return internalError(std::string("start tar writer: ") + archive_error_string(ar.get()));
+    const char* msg = archive_error_string(ar.get());
+    return internalError(std::string("start tar writer: ") + (msg ? msg : "libarchive error"));
   }
   TreeWriter writer(ar.get(), options);
   writer.downstream_error = &tar_sink.error;
