@@ -147,7 +147,10 @@ Status CredentialStore::loadDockerConfigJson(std::string_view json, std::string_
   if (!auths->is_object()) {
     return invalidArgument(fmt::format("{}: \"auths\" must be an object", source));
   }
-  for (const auto& [host, entry] : auths->items()) {
+  for (const auto& item : auths->items()) {
+    // Not a structured binding: clang 14 cannot capture those in the lambda below.
+    const std::string& host = item.key();
+    const nlohmann::json& entry = item.value();
     if (!entry.is_object()) {
       return invalidArgument(fmt::format("{}: auths[\"{}\"] must be an object", source, host));
     }
