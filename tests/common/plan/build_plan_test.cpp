@@ -291,8 +291,8 @@ TEST(BuildPlan, OnbuildTriggersRunInChild) {
   ASSERT_EQ(steps.size(), 3u);
   EXPECT_TRUE(steps[0].from_onbuild);
   EXPECT_EQ(steps[0].created_by, "RUN /bin/sh -c echo from-trigger # buildkit");
-  EXPECT_EQ(steps[2].config.getEnv("T"), "1");
-  EXPECT_TRUE(steps[2].config.onbuild.empty());
+  EXPECT_EQ(steps[2].config->getEnv("T"), "1");
+  EXPECT_TRUE(steps[2].config->onbuild.empty());
 }
 
 TEST(BuildPlan, UnresolvedBaseHasNoKeys) {
