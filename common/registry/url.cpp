@@ -63,6 +63,14 @@ Result<Url> Url::parse(std::string_view text) {
   if (host.empty()) {
     return invalidArgument(fmt::format("URL \"{}\" has no host", text));
   }
+  bool bracketed = !authority.empty() && authority.front() == '[';
+  for (char c : host) {
+    bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '.' ||
+              (bracketed ? c == ':' : (c == '-' || c == '_' || c == '~'));
+    if (!ok) {
+      return invalidArgument(fmt::format("URL \"{}\": invalid character in host", text));
+    }
+  }
   url.host = std::string(host);
   url.port = defaultPort(url.scheme);
   if (!port.empty()) {
