@@ -206,6 +206,10 @@ Result<Reference> parseImpl(std::string_view text) {
   if (ref.domain == kDockerHubDomain && path.find('/') == std::string_view::npos) {
     ref.repository = "library/" + ref.repository;
   }
+  if (ref.name().size() > kMaxNameLength) {
+    return invalidArgument(fmt::format("name \"{}\" is {} characters, longer than {}", ref.name(),
+                                       ref.name().size(), kMaxNameLength));
+  }
   if (ref.tag.empty() && !ref.digest) {
     ref.tag = "latest";
   }
