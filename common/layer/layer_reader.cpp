@@ -446,25 +446,7 @@ class Applier {
 };
 
 Result<std::vector<std::string>> Applier::listChildren(int dir_fd, const std::string& path) {
-  int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return errnoStatus(errno, "open directory '" + path + "'");
-  }
-  DIR* dir = fdopendir(fd);
-  if (dir == nullptr) {
-    int err = errno;
-    close(fd);
-    return errnoStatus(err, "open directory '" + path + "'");
-  }
-  std::vector<std::string> names;
-  while (dirent* d = readdir(dir)) {
-    std::string_view n(d->d_name);
-    if (n != "." && n != "..") {
-      names.emplace_back(n);
-    }
-  }
-  closedir(dir);
-  return names;
+  return listDirectory(dir_fd, path);
 }
 
 }  // namespace

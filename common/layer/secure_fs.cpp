@@ -94,21 +94,16 @@ Result<UniqueFd> openDirInRoot(int root_fd, const std::vector<std::string>& comp
   return parent;
 }
 
-namespace {
-
-Status removeChildren(int dir_fd, const std::string& path, int depth) {
-  if (depth > 4096) {
-    return resourceExhausted("'" + path + "' is nested too deeply to remove");
-  }
+Result<std::vector<std::string>> listDirectory(int dir_fd, const std::string& path) {
   int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) {
-    return errnoStatus(errno, "open '" + path + "'");
+    return errnoStatus(errno, "open directory '" + path + "'");
   }
   DIR* dir = fdopendir(fd);
   if (dir == nullptr) {
     int err = errno;
     close(fd);
-    return errnoStatus(err, "open '" + path + "'");
+    return errnoStatus(err, "open directory '" + path + "'");
   }
   std::vector<std::string> names;
   while (dirent* d = readdir(dir)) {
@@ -118,6 +113,16 @@ Status removeChildren(int dir_fd, const std::string& path, int depth) {
     }
   }
   closedir(dir);
+  return names;
+}
+
+namespace {
+
+Status removeChildren(int dir_fd, const std::string& path, int depth) {
+  if (depth > 4096) {
+    return resourceExhausted("'" + path + "' is nested too deeply to remove");
+  }
+  LF_ASSIGN_OR_RETURN(std::vector<std::string> names, listDirectory(dir_fd, path));
   for (const auto& name : names) {
     if (unlinkat(dir_fd, name.c_str(), 0) == 0 || errno == ENOENT) {
       continue;

@@ -37,4 +37,7 @@ Result<UniqueFd> openDirInRoot(int root_fd, const std::vector<std::string>& comp
 // A missing entry is not an error.
 Status removeAllAt(int dir_fd, const std::string& name);
 
+// The names in the directory open as `dir_fd` (without "." and ".."); `path` names it in errors.
+Result<std::vector<std::string>> listDirectory(int dir_fd, const std::string& path);
+
 }  // namespace lf::layer
