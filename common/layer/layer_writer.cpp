@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/layer/secure_fs.h"
 #include "common/layer/unique_fd.h"
 
 namespace lf::layer {
@@ -84,30 +85,7 @@ bool isOverlayFlag(const std::map<std::string, std::string>& xattrs, std::string
 
 // Sorted names in a directory, without "." and "..".
 Result<std::vector<std::string>> listDir(int dirfd, const std::string& path) {
-  int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) {
-    return errnoStatus(errno, "open directory '" + path + "'");
-  }
-  DIR* dir = fdopendir(fd);
-  if (dir == nullptr) {
-    int err = errno;
-    close(fd);
-    return errnoStatus(err, "open directory '" + path + "'");
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (dirent* d = readdir(dir)) {
-    std::string_view name(d->d_name);
-    if (name != "." && name != "..") {
-      names.emplace_back(name);
-    }
-    errno = 0;
-  }
-  int err = errno;
-  closedir(dir);
-  if (err != 0) {
-    return errnoStatus(err, "read directory '" + path + "'");
-  }
+  LF_ASSIGN_OR_RETURN(std::vector<std::string> names, listDirectory(dirfd, path));
   std::sort(names.begin(), names.end());
   return names;
 }

@@ -106,13 +106,19 @@ Result<std::vector<std::string>> listDirectory(int dir_fd, const std::string& pa
     return errnoStatus(err, "open directory '" + path + "'");
   }
   std::vector<std::string> names;
+  errno = 0;
   while (dirent* d = readdir(dir)) {
     std::string_view n(d->d_name);
     if (n != "." && n != "..") {
       names.emplace_back(n);
     }
+    errno = 0;
   }
+  int err = errno;
   closedir(dir);
+  if (err != 0) {
+    return errnoStatus(err, "read directory '" + path + "'");
+  }
   return names;
 }
 
