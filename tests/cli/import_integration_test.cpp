@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli/app.h"
+#include "tests/support/shell.h"
 #include "tests/support/temp_dir.h"
 
 namespace lf::cli {
@@ -22,26 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 using lf::testing::TempDir;
 
-struct Output {
-  int code;
-  std::string text;
-};
+using Output = lf::testing::ShellResult;
 
-Output sh(const std::string& command) {
-  Output out{-1, ""};
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    return out;
-  }
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-    out.text.append(buf.data(), n);
-  }
-  int status = ::pclose(p);
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+Output sh(const std::string& command) { return lf::testing::runShell(command); }
 
 int runLayerfarm(std::vector<std::string> args, std::string* err) {
   args.insert(args.begin(), "layerfarm");

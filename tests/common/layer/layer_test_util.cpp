@@ -13,24 +13,13 @@
 #include <vector>
 
 #include "common/digest/digest.h"
+#include "tests/support/shell.h"
 
 namespace lf::layer::testing {
 
 CommandResult runCommand(const std::string& command) {
-  CommandResult result;
-  std::string full = "(" + command + ") </dev/null 2>&1";
-  FILE* pipe = popen(full.c_str(), "r");
-  if (pipe == nullptr) {
-    return result;
-  }
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) {
-    result.output.append(buf.data(), n);
-  }
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+  lf::testing::ShellResult r = lf::testing::runShell(command);
+  return CommandResult{r.code, std::move(r.text)};
 }
 
 std::string pythonBinary() {

@@ -15,6 +15,7 @@
 #include "common/blob/directory_blob_store.h"
 #include "common/layer/layer_writer.h"
 #include "common/oci/layout.h"
+#include "tests/support/shell.h"
 #include "tests/support/temp_dir.h"
 
 namespace lf::oci {
@@ -23,27 +24,9 @@ namespace {
 namespace fs = std::filesystem;
 using lf::testing::TempDir;
 
-struct Output {
-  int code;
-  std::string text;
-};
+using Output = lf::testing::ShellResult;
 
-// Runs a shell command, returning its exit status and combined stdout+stderr.
-Output sh(const std::string& command) {
-  Output out{-1, ""};
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    return out;
-  }
-  std::array<char, 4096> buf{};
-  size_t n = 0;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) {
-    out.text.append(buf.data(), n);
-  }
-  int status = ::pclose(p);
-  out.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+Output sh(const std::string& command) { return lf::testing::runShell(command); }
 
 bool haveTool(const std::string& name) { return sh("command -v " + name).code == 0; }
 
