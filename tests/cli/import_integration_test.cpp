@@ -70,8 +70,7 @@ TEST(ImportIntegration, BusyboxImageRunsWithRunc) {
   }
   // ctest sets LF_TEST_DATA; when run by hand, fall back to the source tree.
   const char* env = std::getenv("LF_TEST_DATA");
-  std::string data =
-      env != nullptr ? env : (fs::path(__FILE__).parent_path().parent_path() / "data").string();
+  std::string data = env != nullptr ? env : LF_TEST_DATA_DIR;
   TempDir dir;
   fs::path rootfs = dir / "rootfs";
   auto made = sh(data + "/make-busybox-rootfs.sh " + rootfs.string());
