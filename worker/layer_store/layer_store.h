@@ -1,0 +1,174 @@
+#pragma once
+
+// LayerStore: the worker's local store of unpacked layers, keyed by diff ID.
+//
+// A step's parent chain is materialized from here: each layer lives unpacked once on local disk
+// in overlayfs lower-dir format (whiteouts as 0:0 character devices, opaque directories as
+// trusted.overlay.opaque=y), so a chain's dirs can be handed to overlayfs as lowerdirs directly.
+// Missing layers are fetched from the blob store (blob digest and diff ID both verified) and
+// unpacked; layers in use are pinned by a Lease; unpinned layers are evicted least-recently-used
+// when the store exceeds its byte budget; the index is rebuilt from disk on open(). The layer a
+// step just produced is adopt()ed by renaming its overlay upper dir into the store.
+//
+// Layout under options.root (created 0700: layers hold setuid files and must not be reachable by
+// other host users):
+//   lock                      store lock file (see "Processes" below)
+//   l/<name>/                 one layer; <name> = the first 32 hex chars of the diff ID (128 bits;
+//                             short because overlay mount options are limited to one page: mount
+//                             with cwd = l/ and lowerdirs "<name>/fs" to fit ~110 layers)
+//   l/<name>/fs/              the unpacked layer: what dirs() returns
+//   l/<name>/meta             metadata, text: format line, full diff ID, blob digest, media type,
+//                             size in bytes. Its mtime is the layer's last use (LRU key), set
+//                             with utimensat on acquire and release: one syscall, atomic, and
+//                             kept across restarts.
+//   tmp/                      unpack/adopt staging and evicted layers being deleted
+// A layer is built in tmp/<x>/ (fs/ and meta) and published with one
+// renameat2(RENAME_NOREPLACE) onto l/<name>, so l/<name> either holds a complete layer with its
+// metadata or does not exist. Eviction renames l/<name> into tmp/ and deletes it there, so a
+// crash mid-delete leaves nothing under a valid name. The layer size is the sum of the sizes of
+// its regular files and symlinks (hard-linked inodes once), computed by one walk when the layer
+// is created; directories and inode overhead are not counted.
+//
+// Processes (several `layerfarm-worker exec` may share one root):
+//   - Every open store holds a shared flock on `lock` for its lifetime. open() removes leftovers
+//     in tmp/ only when it can take that lock exclusively (no other process has the store open),
+//     so it never deletes another process's in-progress unpack.
+//   - A pinned layer's l/<name> directory is held open with a shared flock (one open file per
+//     layer per process, while the process's pin count is > 0). After locking, the pinner checks
+//     that l/<name> is still the inode it locked (an evictor may have moved it in between) and
+//     retries if not.
+//   - An evictor takes an exclusive, non-blocking flock on l/<name>; if that fails the layer is in
+//     use (here or elsewhere) and is skipped. Holding it, it checks the inode and renames the dir
+//     into tmp/. Nobody can remove or replace l/<name> without that exclusive lock.
+//   - A publisher locks its staged dir (shared) before renaming it onto l/<name>, so a fresh
+//     layer cannot be evicted before its first lease. If the rename fails with EEXIST, another
+//     process published the same diff ID first: the staged copy is deleted and theirs is used.
+//   Within a process, one unpack per layer runs at a time (callers wanting a layer that is being
+//   unpacked wait for it); two processes may unpack the same layer at once, and one copy is
+//   discarded.
+//   Each process keeps an in-memory index, loaded at open() and updated by its own operations
+//   and by misses that find a layer another process published; eviction rescans l/ (a listing
+//   plus metadata of unknown layers, no walks) so it sees all processes' layers and their LRU
+//   times. A hit costs no directory walk and no metadata read.
+//
+// Thread-safety: all methods are thread-safe. Unpacking runs outside the store mutex.
+// Ownership: the store must outlive its Leases and the BlobStore must outlive the store.
+// Errors: a blob missing from the blob store is kNotFound naming its digest; a layer whose
+// uncompressed tar does not hash to its diff ID (or a blob that does not hash to its digest) is
+// kDataLoss naming both digests; a failed unpack leaves nothing behind. Not crash-safe against
+// power loss: unpacked files are not fsynced (a process crash is fine).
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/base/status.h"
+#include "common/blob/blob_store.h"
+#include "common/digest/digest.h"
+#include "common/layer/layer_reader.h"
+
+namespace lf::worker {
+
+// One layer of a chain: its blob (compressed, in the blob store) and its diff ID (the unpacked
+// identity, the store's key).
+struct LayerRef {
+  Digest digest;
+  Digest diff_id;
+  uint64_t size = 0;  // blob size, informational
+  std::string media_type;
+};
+
+struct LayerStoreOptions {
+  // Directory holding the store; created when missing. Must be on the filesystem of the overlay
+  // upper dirs that are adopt()ed (adoption is a rename).
+  std::filesystem::path root;
+  // Unpinned layers are evicted, least recently used first, while the layers' total size is
+  // above this many bytes. Pinned layers are never evicted, so the total may exceed it.
+  uint64_t budget_bytes = 20ull << 30;
+  // Device nodes in layers: skipped by default (a step must not get a host device through a
+  // layer; the sandbox provides /dev).
+  layer::DevicePolicy devices = layer::DevicePolicy::kSkip;
+};
+
+class LayerStore {
+ public:
+  // Pins the layers of one acquire() until destroyed or release()d. Movable, not copyable.
+  class Lease {
+   public:
+    Lease() = default;
+    ~Lease() { release(); }
+    Lease(Lease&& other) noexcept;
+    Lease& operator=(Lease&& other) noexcept;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+
+    // Unpacked layer dirs, bottom-first (the chain's order), absolute, overlay lower format.
+    const std::vector<std::filesystem::path>& dirs() const { return dirs_; }
+    // The same dirs relative to layersDir() ("<name>/fs"), for short overlay option strings.
+    std::vector<std::string> relativeDirs() const;
+    // Unpins now; the lease is then empty.
+    void release();
+
+   private:
+    friend class LayerStore;
+    LayerStore* store_ = nullptr;
+    std::vector<std::string> names_;
+    std::vector<std::filesystem::path> dirs_;
+  };
+
+  struct Stats {
+    uint64_t layers = 0;     // layers in this process's index
+    uint64_t bytes = 0;      // their total size
+    uint64_t pinned = 0;     // layers pinned by this process
+    uint64_t hits = 0;       // layers acquired without fetching (present, or found on disk)
+    uint64_t misses = 0;     // layers fetched from the blob store and unpacked
+    uint64_t evictions = 0;  // layers this process evicted
+  };
+
+  // Opens (creating if needed) the store at options.root, rebuilds the index from disk, deletes
+  // layers with missing or corrupt metadata and (when no other process has the store open)
+  // leftover staging dirs, then evicts to the budget.
+  static Result<std::unique_ptr<LayerStore>> open(const LayerStoreOptions& options,
+                                                  blob::BlobStore& blobs);
+  ~LayerStore();
+  LayerStore(const LayerStore&) = delete;
+  LayerStore& operator=(const LayerStore&) = delete;
+
+  // Makes every layer of the chain available, fetching and unpacking missing ones (verified
+  // against digest and diff_id; a layer wanted by several threads at once is unpacked once), and
+  // pins them all. On error nothing stays pinned. Evicts to the budget afterwards.
+  Result<Lease> acquire(const std::vector<LayerRef>& chain);
+
+  // Adopts `dir`, a directory holding layer `ref` in overlay format (a step's upper dir that was
+  // just written out as that layer; its contents are trusted, not re-verified), by renaming it
+  // into the store. kAlreadyExists when the store has that diff ID already (dir is then left where
+  // it was, for the caller to delete); `dir` must be on the store's filesystem.
+  Status adopt(const LayerRef& ref, const std::filesystem::path& dir);
+
+  // Whether a layer with this diff ID is in this process's index (no disk access).
+  bool contains(const Digest& diff_id) const;
+
+  Stats stats() const;
+
+  // Evicts unpinned layers (of all processes sharing the root), least recently used first,
+  // until the total size is within the budget or nothing more can be evicted. Also run after
+  // every acquire() and adopt() that leaves this process's index over budget.
+  Status evictToBudget();
+
+  // <root>/l: the directory relativeDirs() are relative to.
+  const std::filesystem::path& layersDir() const { return layers_dir_; }
+  // The directory name of a diff ID under layersDir().
+  static std::string layerName(const Digest& diff_id);
+
+ private:
+  struct Impl;
+  explicit LayerStore(std::unique_ptr<Impl> impl);
+  void unpin(const std::vector<std::string>& names);
+
+  std::unique_ptr<Impl> impl_;
+  std::filesystem::path layers_dir_;
+};
+
+}  // namespace lf::worker
