@@ -39,6 +39,10 @@
 
 namespace lf::worker::cgroup {
 
+namespace internal {
+struct CgroupDir;  // one directory of a cgroup in one hierarchy (cgroup_files.h)
+}  // namespace internal
+
 enum class CgroupVersion { kV1, kV2 };
 
 std::string_view cgroupVersionName(CgroupVersion version);  // "v1" / "v2"
@@ -67,10 +71,10 @@ struct CgroupConfig {
 
 // What happened inside a cgroup, read after the step's processes ended (or at any time).
 struct CgroupEvents {
-  bool oom_killed = false;          // the kernel OOM-killed a process for the memory limit
-  bool pids_limit_hit = false;      // a fork/clone failed because of pids_max
-  uint64_t memory_peak_bytes = 0;   // 0 where the kernel does not report it
-  uint64_t cpu_usage_ns = 0;        // user + system CPU time of all processes
+  bool oom_killed = false;         // the kernel OOM-killed a process for the memory limit
+  bool pids_limit_hit = false;     // a fork/clone failed because of pids_max
+  uint64_t memory_peak_bytes = 0;  // 0 where the kernel does not report it
+  uint64_t cpu_usage_ns = 0;       // user + system CPU time of all processes
 };
 
 // One step's cgroup (one directory per hierarchy used). Owns the directories: the destructor
@@ -119,18 +123,19 @@ class Cgroup {
   const std::vector<std::filesystem::path>& paths() const { return paths_; }
 
  private:
-  Cgroup(CgroupVersion version, CgroupConfig config, std::vector<std::filesystem::path> paths);
+  Cgroup(CgroupVersion version, CgroupConfig config, std::vector<internal::CgroupDir> dirs);
 
   CgroupVersion version_;
   CgroupConfig config_;
-  std::vector<std::filesystem::path> paths_;  // v1: memory, pids, cpu, cpuacct, freezer order
+  std::vector<internal::CgroupDir> dirs_;     // v1: memory, pids, cpu, cpuacct, freezer order
+  std::vector<std::filesystem::path> paths_;  // dirs_' paths
   bool destroyed_ = false;
 };
 
 // What removeStaleCgroups found.
 struct StaleCgroupSummary {
-  int cgroups_removed = 0;    // directories removed, counting each hierarchy
-  int processes_killed = 0;   // processes that were still alive in them
+  int cgroups_removed = 0;   // directories removed, counting each hierarchy
+  int processes_killed = 0;  // processes that were still alive in them
 };
 
 // After a crash: kills every process in every cgroup under the parent (any depth) and removes
