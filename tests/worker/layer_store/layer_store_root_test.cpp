@@ -1,0 +1,145 @@
+// Layer store tests that need root: overlay whiteout markers (0:0 character devices and
+// trusted.* xattrs), ownership, and mounting a lease's dirs as overlayfs lowerdirs.
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <string>
+
+#include "tests/support/temp_dir.h"
+#include "tests/worker/layer_store/layer_store_fixture.h"
+#include "worker/layer_store/layer_store.h"
+
+namespace lf::worker::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using lf::testing::readFile;
+
+class LayerStoreRootTest : public LayerStoreTest {
+ protected:
+  void SetUp() override {
+    if (geteuid() != 0) {
+      GTEST_SKIP() << "needs root: whiteout devices, trusted.* xattrs and chown";
+    }
+    LayerStoreTest::SetUp();
+  }
+};
+
+std::string xattr(const fs::path& path, const char* name) {
+  char buf[64];
+  ssize_t n = lgetxattr(path.c_str(), name, buf, sizeof buf);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+bool isWhiteout(const fs::path& path) {
+  struct stat st;
+  return lstat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+}
+
+TEST_F(LayerStoreRootTest, WhiteoutsBecomeOverlayMarkersAndOwnersAreKept) {
+  LayerRef base = makeLayer({{"keep", "k"}, {"gone", "g"}, {"dir/old", "o"}});
+  fs::path top_dir =
+      makeDir({{".wh.gone", ""}, {"dir/.wh..wh..opq", ""}, {"dir/new", "n"}, {"owned", "o"}});
+  ASSERT_EQ(lchown((top_dir / "owned").c_str(), 1234, 5678), 0);
+  LayerRef top = layerOf(top_dir);
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({base, top});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  const fs::path& upper = lease->dirs()[1];
+  EXPECT_TRUE(isWhiteout(upper / "gone"));
+  EXPECT_FALSE(fs::exists(upper / ".wh.gone"));
+  EXPECT_EQ(xattr(upper / "dir", "trusted.overlay.opaque"), "y");
+  EXPECT_FALSE(fs::exists(upper / "dir" / ".wh..wh..opq"));
+  EXPECT_EQ(readFile(upper / "dir" / "new"), "n");
+  struct stat st;
+  ASSERT_EQ(lstat((upper / "owned").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_gid, 5678u);
+  EXPECT_EQ(readFile(lease->dirs()[0] / "gone"), "g");  // the base layer is untouched
+}
+
+// Mounts the lease's dirs as overlay lowerdirs in a child with its own mount namespace (so
+// nothing stays mounted if the test dies) and checks the merged view. Child exit codes:
+// 0 ok, 10 overlay unavailable, others name the failed check.
+TEST_F(LayerStoreRootTest, LeaseDirsWorkAsOverlayLowerDirs) {
+  LayerRef base = makeLayer({{"keep", "k"}, {"gone", "g"}, {"dir/old", "o"}});
+  LayerRef top = makeLayer({{".wh.gone", ""}, {"dir/.wh..wh..opq", ""}, {"dir/new", "n"}});
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({base, top});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  fs::path merged = tmp_ / "merged";
+  fs::create_directories(merged);
+  // Overlay lists lowerdirs top-first; short relative names from layersDir() keep the option
+  // string small.
+  auto rel = lease->relativeDirs();
+  std::string options = "lowerdir=" + rel[1] + ":" + rel[0];
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) {
+      _exit(10);
+    }
+    if (chdir(store->layersDir().c_str()) != 0) {
+      _exit(11);
+    }
+    if (mount("overlay", merged.c_str(), "overlay", MS_RDONLY, options.c_str()) != 0) {
+      _exit(10);
+    }
+    if (readFile(merged / "keep") != "k") {
+      _exit(12);
+    }
+    if (fs::exists(merged / "gone")) {
+      _exit(13);
+    }
+    if (fs::exists(merged / "dir" / "old") || readFile(merged / "dir" / "new") != "n") {
+      _exit(14);
+    }
+    _exit(0);
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus)) << wstatus;
+  if (WEXITSTATUS(wstatus) == 10) {
+    GTEST_SKIP() << "overlayfs mount not available here";
+  }
+  EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "failed check (see exit codes in the test)";
+}
+
+TEST_F(LayerStoreRootTest, AdoptsAnOverlayUpperDir) {
+  fs::path upper = makeDir({{"dir/new", "n"}});
+  ASSERT_EQ(mknod((upper / "gone").c_str(), S_IFCHR | 0, makedev(0, 0)), 0);
+  ASSERT_EQ(lsetxattr((upper / "dir").c_str(), "trusted.overlay.opaque", "y", 1, 0), 0);
+  LayerRef ref = layerOf(upper, /*overlay_upper=*/true);
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->adopt(ref, upper).isOk());
+  EXPECT_EQ(store->stats().bytes, 1u);
+  auto lease = store->acquire({ref});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_TRUE(isWhiteout(lease->dirs()[0] / "gone"));
+  EXPECT_EQ(xattr(lease->dirs()[0] / "dir", "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(store->stats().misses, 0u);
+  // The adopted layer is byte-identical to what unpacking its blob gives: same diff ID.
+  lease->release();
+  auto zero = openStore(0);  // evicts it
+  ASSERT_TRUE(zero);
+  ASSERT_FALSE(fs::exists(root() / "l" / LayerStore::layerName(ref.diff_id)));
+  auto again = zero->acquire({ref});
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  EXPECT_TRUE(isWhiteout(again->dirs()[0] / "gone"));
+  EXPECT_EQ(xattr(again->dirs()[0] / "dir", "trusted.overlay.opaque"), "y");
+}
+
+}  // namespace
+}  // namespace lf::worker::testing

@@ -1,0 +1,439 @@
+#include "worker/layer_store/layer_store.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/support/temp_dir.h"
+#include "tests/worker/layer_store/layer_store_fixture.h"
+#include "worker/layer_store/layer_meta.h"
+
+namespace lf::worker::testing {
+namespace {
+
+namespace fs = std::filesystem;
+using lf::testing::readFile;
+
+std::string bytesOf(size_t n, char c) { return std::string(n, c); }
+
+TEST_F(LayerStoreTest, AcquireUnpacksChainBottomFirst) {
+  LayerRef l1 = makeLayer({{"a.txt", "one"}, {"dir/x", "xx"}});
+  LayerRef l2 = makeLayer({{"b.txt", "two"}});
+  LayerRef l3 = makeLayer({{"a.txt", "three"}});
+  auto store = openStore();
+  ASSERT_TRUE(store);
+
+  auto lease = store->acquire({l1, l2, l3});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  const auto& dirs = lease->dirs();
+  ASSERT_EQ(dirs.size(), 3u);
+  EXPECT_EQ(readFile(dirs[0] / "a.txt"), "one");
+  EXPECT_EQ(readFile(dirs[0] / "dir/x"), "xx");
+  EXPECT_FALSE(fs::exists(dirs[0] / "b.txt"));
+  EXPECT_EQ(readFile(dirs[1] / "b.txt"), "two");
+  EXPECT_FALSE(fs::exists(dirs[1] / "a.txt"));
+  EXPECT_EQ(readFile(dirs[2] / "a.txt"), "three");
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    EXPECT_EQ(dirs[i], store->layersDir() / lease->relativeDirs()[i]);
+    EXPECT_EQ(dirs[i].parent_path().parent_path(), root() / "l");
+  }
+  EXPECT_EQ(dirs[1].parent_path().filename().string(), LayerStore::layerName(l2.diff_id));
+  EXPECT_EQ(LayerStore::layerName(l2.diff_id).size(), 32u);
+
+  auto stats = store->stats();
+  EXPECT_EQ(stats.layers, 3u);
+  EXPECT_EQ(stats.misses, 3u);
+  EXPECT_EQ(stats.hits, 0u);
+  EXPECT_EQ(stats.pinned, 3u);
+  EXPECT_EQ(stats.bytes, 3u + 2u + 3u + 5u);  // sum of file sizes
+  EXPECT_TRUE(entries("tmp").empty());
+
+  // The metadata records the full diff ID and the blob.
+  auto meta = readLayerMeta(AT_FDCWD, (dirs[0].parent_path() / "meta").string(), "meta");
+  ASSERT_TRUE(meta.isOk()) << meta.status().toString();
+  EXPECT_EQ(meta->meta.diff_id, l1.diff_id);
+  EXPECT_EQ(meta->meta.digest, l1.digest);
+  EXPECT_EQ(meta->meta.bytes, 5u);
+
+  lease->release();
+  EXPECT_EQ(store->stats().pinned, 0u);
+}
+
+TEST_F(LayerStoreTest, SecondAcquireHitsWithoutTheBlobStore) {
+  LayerRef l1 = makeLayer({{"a", "1"}});
+  LayerRef l2 = makeLayer({{"b", "2"}});
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  {
+    auto lease = store->acquire({l1, l2});
+    ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  }
+  ASSERT_TRUE(blobs_->remove(l1.digest).isOk());
+  ASSERT_TRUE(blobs_->remove(l2.digest).isOk());
+  // Metadata is read at open only: a hit must not even look at it.
+  ASSERT_TRUE(
+      lf::testing::writeFile(root() / "l" / LayerStore::layerName(l1.diff_id) / "meta", "garbage"));
+  auto lease = store->acquire({l1, l2});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(readFile(lease->dirs()[1] / "b"), "2");
+  auto stats = store->stats();
+  EXPECT_EQ(stats.misses, 2u);
+  EXPECT_EQ(stats.hits, 2u);
+}
+
+TEST_F(LayerStoreTest, MissingBlobIsNotFoundAndLeavesNothing) {
+  LayerRef l1 = makeLayer({{"a", "1"}});
+  LayerRef l2 = makeLayer({{"b", "2"}});
+  ASSERT_TRUE(blobs_->remove(l2.digest).isOk());
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({l1, l2});
+  ASSERT_FALSE(lease.isOk());
+  EXPECT_EQ(lease.status().code(), StatusCode::kNotFound);
+  EXPECT_NE(lease.status().message().find(l2.digest.toString()), std::string::npos)
+      << lease.status().message();
+  EXPECT_TRUE(entries("tmp").empty());
+  EXPECT_EQ(store->stats().pinned, 0u);  // l1 was pinned, then unpinned by the failure
+  EXPECT_EQ(entries("l").size(), 1u);    // l1 is fine and stays cached
+}
+
+TEST_F(LayerStoreTest, DiffIdMismatchIsDataLossAndLeavesNothing) {
+  LayerRef l1 = makeLayer({{"a", "1"}});
+  LayerRef l2 = makeLayer({{"b", "2"}});
+  LayerRef lying = l1;
+  lying.diff_id = l2.diff_id;  // l1's blob claimed to be l2
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({lying});
+  ASSERT_FALSE(lease.isOk());
+  EXPECT_EQ(lease.status().code(), StatusCode::kDataLoss) << lease.status().toString();
+  EXPECT_NE(lease.status().message().find(l1.diff_id.toString()), std::string::npos)
+      << lease.status().message();
+  EXPECT_NE(lease.status().message().find(l2.diff_id.toString()), std::string::npos)
+      << lease.status().message();
+  EXPECT_TRUE(entries("tmp").empty());
+  EXPECT_TRUE(entries("l").empty());
+  EXPECT_FALSE(store->contains(l2.diff_id));
+}
+
+TEST_F(LayerStoreTest, DamagedBlobIsDataLoss) {
+  LayerRef l1 = makeLayer({{"a", bytesOf(100000, 'a')}});
+  fs::path blob = blobs_->blobPath(l1.digest);
+  std::string bytes = readFile(blob);
+  bytes[bytes.size() / 2] ^= 0x55;
+  fs::permissions(blob, fs::perms::owner_write, fs::perm_options::add);
+  ASSERT_TRUE(lf::testing::writeFile(blob, bytes));
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({l1});
+  ASSERT_FALSE(lease.isOk());
+  EXPECT_EQ(lease.status().code(), StatusCode::kDataLoss) << lease.status().toString();
+  EXPECT_TRUE(entries("tmp").empty());
+  EXPECT_TRUE(entries("l").empty());
+}
+
+TEST_F(LayerStoreTest, ConcurrentAcquiresUnpackOnce) {
+  LayerRef big = makeLayer({{"big", bytesOf(4 << 20, 'b')}, {"small", "s"}});
+  LayerRef top = makeLayer({{"top", "t"}});
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  constexpr int kThreads = 8;
+  std::atomic<int> ready{0};
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  std::vector<LayerStore::Lease> leases(kThreads);
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < kThreads) {
+        std::this_thread::yield();
+      }
+      auto lease = store->acquire({big, top});
+      if (lease.isOk() && readFile(lease->dirs()[0] / "small") == "s") {
+        leases[i] = std::move(lease).value();
+        ++ok;
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(ok.load(), kThreads);
+  auto stats = store->stats();
+  EXPECT_EQ(stats.misses, 2u);
+  EXPECT_EQ(stats.hits, 2u * (kThreads - 1));
+  EXPECT_EQ(stats.layers, 2u);
+  EXPECT_EQ(stats.pinned, 2u);
+  leases.clear();
+  EXPECT_EQ(store->stats().pinned, 0u);
+}
+
+TEST_F(LayerStoreTest, EvictsLeastRecentlyUsedUnderBudget) {
+  const size_t kSize = 1000;
+  LayerRef a = makeLayer({{"f", bytesOf(kSize, 'a')}});
+  LayerRef b = makeLayer({{"f", bytesOf(kSize, 'b')}});
+  LayerRef c = makeLayer({{"f", bytesOf(kSize, 'c')}});
+  LayerRef d = makeLayer({{"f", bytesOf(kSize, 'd')}});
+  auto store = openStore(2 * kSize);
+  ASSERT_TRUE(store);
+  for (const LayerRef& ref : {a, b, c}) {
+    ASSERT_TRUE(store->acquire({ref}).isOk());
+  }
+  // Three layers over a budget of two: the least recently used (a) went.
+  EXPECT_FALSE(store->contains(a.diff_id));
+  EXPECT_TRUE(store->contains(b.diff_id));
+  EXPECT_TRUE(store->contains(c.diff_id));
+  ASSERT_TRUE(store->acquire({b}).isOk());  // b is now more recent than c
+  ASSERT_TRUE(store->acquire({d}).isOk());
+  EXPECT_FALSE(store->contains(c.diff_id));
+  EXPECT_TRUE(store->contains(b.diff_id));
+  EXPECT_TRUE(store->contains(d.diff_id));
+  auto stats = store->stats();
+  EXPECT_EQ(stats.evictions, 2u);
+  EXPECT_EQ(stats.bytes, 2 * kSize);
+  EXPECT_EQ(entries("l").size(), 2u);
+  EXPECT_TRUE(entries("tmp").empty());  // evicted dirs are deleted, not just moved
+}
+
+TEST_F(LayerStoreTest, NeverEvictsALeasedLayer) {
+  LayerRef a = makeLayer({{"f", "aaaa"}});
+  LayerRef b = makeLayer({{"f", "bbbb"}});
+  auto store = openStore(0);
+  ASSERT_TRUE(store);
+  auto lease_a = store->acquire({a});
+  ASSERT_TRUE(lease_a.isOk());
+  {
+    auto lease_b = store->acquire({b});
+    ASSERT_TRUE(lease_b.isOk());
+    EXPECT_EQ(store->stats().evictions, 0u);  // both pinned
+  }
+  ASSERT_TRUE(store->evictToBudget().isOk());
+  EXPECT_FALSE(store->contains(b.diff_id));
+  EXPECT_TRUE(store->contains(a.diff_id));
+  EXPECT_EQ(readFile(lease_a->dirs()[0] / "f"), "aaaa");
+  // A moved lease keeps the pin; the moved-from one releases nothing.
+  LayerStore::Lease moved = std::move(lease_a).value();
+  ASSERT_TRUE(store->evictToBudget().isOk());
+  EXPECT_TRUE(store->contains(a.diff_id));
+  moved.release();
+  ASSERT_TRUE(store->evictToBudget().isOk());
+  EXPECT_FALSE(store->contains(a.diff_id));
+  EXPECT_EQ(store->stats().bytes, 0u);
+  EXPECT_EQ(store->stats().evictions, 2u);
+}
+
+TEST_F(LayerStoreTest, AdoptMovesADirIntoTheStore) {
+  fs::path upper = makeDir({{"new.txt", "made by a step"}, {"sub/y", "yy"}});
+  LayerRef ref = layerOf(upper);
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->adopt(ref, upper).isOk());
+  EXPECT_FALSE(fs::exists(upper));
+  EXPECT_TRUE(store->contains(ref.diff_id));
+  EXPECT_EQ(store->stats().bytes, 14u + 2u);
+
+  ASSERT_TRUE(blobs_->remove(ref.digest).isOk());  // the next step needs no download
+  auto lease = store->acquire({ref});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(readFile(lease->dirs()[0] / "new.txt"), "made by a step");
+  EXPECT_EQ(store->stats().misses, 0u);
+  EXPECT_EQ(store->stats().hits, 1u);
+
+  // The same layer again: refused, and the caller's dir stays where it was.
+  fs::path again = makeDir({{"new.txt", "made by a step"}, {"sub/y", "yy"}});
+  Status status = store->adopt(ref, again);
+  EXPECT_EQ(status.code(), StatusCode::kAlreadyExists) << status.toString();
+  EXPECT_EQ(readFile(again / "new.txt"), "made by a step");
+  EXPECT_TRUE(entries("tmp").empty());
+}
+
+TEST_F(LayerStoreTest, AdoptOfALayerAnotherInstancePublishedFailsCleanly) {
+  fs::path first = makeDir({{"f", "same"}});
+  LayerRef ref = layerOf(first);
+  auto store1 = openStore();
+  auto store2 = openStore();
+  ASSERT_TRUE(store1 && store2);
+  ASSERT_TRUE(store1->adopt(ref, first).isOk());
+  fs::path second = makeDir({{"f", "same"}});
+  Status status = store2->adopt(ref, second);  // store2's index does not know the layer
+  EXPECT_EQ(status.code(), StatusCode::kAlreadyExists) << status.toString();
+  EXPECT_EQ(readFile(second / "f"), "same");
+  EXPECT_TRUE(entries("tmp").empty());
+}
+
+TEST_F(LayerStoreTest, RestartFindsLayersAndTheirLruOrder) {
+  const size_t kSize = 500;
+  LayerRef a = makeLayer({{"f", bytesOf(kSize, 'a')}});
+  LayerRef b = makeLayer({{"f", bytesOf(kSize, 'b')}});
+  LayerRef c = makeLayer({{"f", bytesOf(kSize, 'c')}});
+  {
+    auto store = openStore();
+    ASSERT_TRUE(store);
+    for (const LayerRef& ref : {a, b, c, a}) {
+      ASSERT_TRUE(store->acquire({ref}).isOk());
+    }
+  }
+  {
+    auto store = openStore();
+    ASSERT_TRUE(store);
+    auto stats = store->stats();
+    EXPECT_EQ(stats.layers, 3u);
+    EXPECT_EQ(stats.bytes, 3 * kSize);
+  }
+  // Reopened with a smaller budget: b is the least recently used.
+  auto store = openStore(2 * kSize);
+  ASSERT_TRUE(store);
+  EXPECT_FALSE(store->contains(b.diff_id));
+  EXPECT_TRUE(store->contains(a.diff_id));
+  EXPECT_TRUE(store->contains(c.diff_id));
+  EXPECT_EQ(store->stats().evictions, 1u);
+  ASSERT_TRUE(blobs_->remove(a.digest).isOk());
+  auto lease = store->acquire({a, c});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(store->stats().hits, 2u);
+}
+
+TEST_F(LayerStoreTest, OpenCleansLeftoversAndBrokenLayers) {
+  LayerRef good = makeLayer({{"f", "good"}});
+  LayerRef no_meta = makeLayer({{"f", "no meta"}});
+  LayerRef bad_meta = makeLayer({{"f", "bad meta"}});
+  LayerRef wrong_name = makeLayer({{"f", "wrong name"}});
+  {
+    auto store = openStore();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(store->acquire({good, no_meta, bad_meta, wrong_name}).isOk());
+  }
+  fs::path l = root() / "l";
+  fs::remove(l / LayerStore::layerName(no_meta.diff_id) / "meta");
+  ASSERT_TRUE(lf::testing::writeFile(l / LayerStore::layerName(bad_meta.diff_id) / "meta",
+                                     "layerfarm-layer-meta 1\ndiff_id sha256:zz\n"));
+  // Metadata that is well formed but names another diff ID than its directory.
+  fs::copy_file(l / LayerStore::layerName(good.diff_id) / "meta",
+                l / LayerStore::layerName(wrong_name.diff_id) / "meta",
+                fs::copy_options::overwrite_existing);
+  // A crashed unpack and a crashed eviction.
+  ASSERT_TRUE(lf::testing::writeFile(root() / "tmp" / "unpack-abc123" / "fs" / "half", "x"));
+  ASSERT_TRUE(lf::testing::writeFile(root() / "tmp" / "evicted-def456" / "fs" / "y", "y"));
+
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(entries("tmp").empty());
+  EXPECT_EQ(entries("l"), std::vector<std::string>{LayerStore::layerName(good.diff_id)});
+  EXPECT_EQ(store->stats().layers, 1u);
+  EXPECT_TRUE(store->contains(good.diff_id));
+  // The broken layers come back from the blob store on demand.
+  auto lease = store->acquire({no_meta, bad_meta});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(readFile(lease->dirs()[1] / "f"), "bad meta");
+}
+
+TEST_F(LayerStoreTest, InstancesSharingARootSeeEachOthersLayers) {
+  LayerRef a = makeLayer({{"f", "a"}});
+  auto one = openStore(1 << 20);
+  auto two = openStore(1 << 20);
+  ASSERT_TRUE(one && two);
+  ASSERT_TRUE(one->acquire({a}).isOk());
+  // Published by `one` after `two` loaded its index: found on disk, not fetched again.
+  ASSERT_TRUE(blobs_->remove(a.digest).isOk());
+  ASSERT_TRUE(two->acquire({a}).isOk());
+  EXPECT_EQ(two->stats().hits, 1u);
+  EXPECT_EQ(two->stats().misses, 0u);
+  // Evicted by `two`: `one`'s index is stale; its next acquire notices and fetches again.
+  auto zero = openStore(0);
+  ASSERT_TRUE(zero);
+  EXPECT_FALSE(fs::exists(root() / "l" / LayerStore::layerName(a.diff_id)));
+  LayerRef a2 = makeLayer({{"f", "a"}});
+  ASSERT_EQ(a2.digest, a.digest);
+  auto lease = one->acquire({a});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(readFile(lease->dirs()[0] / "f"), "a");
+  EXPECT_EQ(one->stats().misses, 2u);
+}
+
+// Waits for one byte on `fd`; false on EOF or error.
+bool readByte(int fd) {
+  char c;
+  return ::read(fd, &c, 1) == 1;
+}
+
+TEST_F(LayerStoreTest, AnotherProcessCannotEvictALeasedLayer) {
+  LayerRef a = makeLayer({{"f", "held by the child"}});
+  LayerRef b = makeLayer({{"f", "free"}});
+  int to_child[2], to_parent[2];
+  ASSERT_EQ(pipe(to_child), 0);
+  ASSERT_EQ(pipe(to_parent), 0);
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(to_child[1]);
+    close(to_parent[0]);
+    LayerStoreOptions options;
+    options.root = root();
+    auto store = LayerStore::open(options, *blobs_);
+    if (!store.isOk()) {
+      _exit(2);
+    }
+    auto lease = (*store)->acquire({a});
+    if (!lease.isOk()) {
+      _exit(3);
+    }
+    if (::write(to_parent[1], "h", 1) != 1 || !readByte(to_child[0])) {
+      _exit(4);
+    }
+    lease->release();
+    _exit(0);
+  }
+  close(to_child[0]);
+  close(to_parent[1]);
+  ASSERT_TRUE(readByte(to_parent[0])) << "child failed before holding its lease";
+
+  auto store = openStore(0);  // budget 0: evicts all it can, at open and below
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->acquire({b}).isOk());
+  ASSERT_TRUE(store->evictToBudget().isOk());
+  EXPECT_TRUE(store->contains(a.diff_id));
+  EXPECT_FALSE(store->contains(b.diff_id));
+  EXPECT_EQ(readFile(root() / "l" / LayerStore::layerName(a.diff_id) / "fs" / "f"),
+            "held by the child");
+
+  ASSERT_EQ(::write(to_child[1], "g", 1), 1);
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  EXPECT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0) << wstatus;
+  close(to_child[1]);
+  close(to_parent[0]);
+
+  ASSERT_TRUE(store->evictToBudget().isOk());
+  EXPECT_FALSE(store->contains(a.diff_id));
+  EXPECT_TRUE(entries("l").empty());
+}
+
+TEST(LayerMetaTest, RoundTripsAndRejectsDamage) {
+  LayerMeta meta{Digest::sha256Of("tar"), Digest::sha256Of("blob"),
+                 "application/vnd.oci.image.layer.v1.tar+gzip", 1234};
+  std::string text = formatLayerMeta(meta);
+  auto parsed = parseLayerMeta(text, "m");
+  ASSERT_TRUE(parsed.isOk()) << parsed.status().toString();
+  EXPECT_EQ(parsed->diff_id, meta.diff_id);
+  EXPECT_EQ(parsed->digest, meta.digest);
+  EXPECT_EQ(parsed->media_type, meta.media_type);
+  EXPECT_EQ(parsed->bytes, 1234u);
+  for (std::string bad : {std::string(""), text.substr(0, text.size() - 1),
+                          text.substr(0, text.size() - 6), text + "extra 1\n", "x" + text}) {
+    auto r = parseLayerMeta(bad, "m");
+    EXPECT_FALSE(r.isOk()) << bad;
+    EXPECT_EQ(r.status().code(), StatusCode::kDataLoss);
+  }
+  std::string bad_bytes = text;
+  bad_bytes.replace(bad_bytes.find("1234"), 4, "12x4");
+  EXPECT_FALSE(parseLayerMeta(bad_bytes, "m").isOk());
+}
+
+}  // namespace
+}  // namespace lf::worker::testing
