@@ -49,10 +49,13 @@ struct RecoverySummary {
   int processes_killed = 0;
 };
 
-// (a) detaches (umount2 MNT_DETACH) every mount strictly below state_root, deepest first;
-// state_root itself is left alone because it is often a volume (Kubernetes emptyDir, a
-// dedicated disk); (b) removes every entry of state_root/steps/ without following symlinks;
-// (c) removeStaleCgroups(cgroups). A missing state_root or steps dir is not an error.
+// In this order: (1) removeStaleCgroups(cgroups), so no process of a crashed step still holds a
+// mount or writes into a directory; (2) detaches (umount2 MNT_DETACH) every mount strictly
+// below state_root, deepest first; state_root itself is left alone because it is often a
+// volume (Kubernetes emptyDir, a dedicated disk); (3) removes every entry of state_root/steps/
+// without following symlinks, only once nothing is mounted below it. A missing state_root,
+// steps dir or cgroup parent is not an error. state_root is resolved (symlinks) before it is
+// compared with /proc/self/mountinfo, which shows real paths.
 Result<RecoverySummary> recoverAfterCrash(const std::filesystem::path& state_root,
                                           const cgroup::CgroupConfig& cgroups);
 
