@@ -71,8 +71,8 @@ struct CopyStats {
 Result<CopyStats> copyIntoRoot(const std::filesystem::path& source_root,
                                const std::filesystem::path& dest_root, const CopyRequest& request);
 
-// Go filepath.Match for one path component (no '/' in name): * ? [set] [^set] [a-z] and \
-// escapes. A malformed pattern is kInvalidArgument. Exposed for tests.
+// Go filepath.Match for one path component (no '/' in name): * ? [set] [^set] [a-z] and
+// backslash escapes. A malformed pattern is kInvalidArgument. Exposed for tests.
 Result<bool> matchPattern(std::string_view pattern, std::string_view name);
 
 }  // namespace lf::worker
