@@ -1,0 +1,213 @@
+#include "worker/sandbox/rootfs.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <set>
+
+#include "common/layer/unique_fd.h"
+#include "worker/sandbox/etc_files.h"
+
+namespace lf::worker::sandbox {
+namespace {
+
+using layer::UniqueFd;
+
+constexpr const char* kDefaultHostname = "layerfarm";
+
+Status sysError(std::string_view what, const std::string& path) {
+  return errnoStatus(errno, "sandbox: " + std::string(what) + " " + path);
+}
+
+// Normalises an absolute sandbox path to a relative one without "." and ".." components.
+Result<std::string> relativeTarget(const std::string& path, std::string_view what) {
+  if (path.empty() || path.front() != '/') {
+    return invalidArgument(std::string(what) + " \"" + path + "\" is not an absolute path");
+  }
+  std::string rel;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    size_t end = path.find('/', pos);
+    if (end == std::string::npos) {
+      end = path.size();
+    }
+    std::string_view part(path.data() + pos, end - pos);
+    pos = end + 1;
+    if (part.empty() || part == ".") {
+      continue;
+    }
+    if (part == "..") {
+      return invalidArgument(std::string(what) + " \"" + path + "\" has a \"..\" component");
+    }
+    if (!rel.empty()) {
+      rel += '/';
+    }
+    rel.append(part);
+  }
+  return rel;
+}
+
+Result<std::string> readSmallFile(const char* path) {
+  UniqueFd fd(open(path, O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    return errnoStatus(errno, std::string("sandbox: open ") + path);
+  }
+  std::string out;
+  char buf[4096];
+  while (out.size() < (1 << 20)) {
+    ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n < 0) {
+      return errnoStatus(errno, std::string("sandbox: read ") + path);
+    }
+    if (n == 0) {
+      break;
+    }
+    out.append(buf, n);
+  }
+  return out;
+}
+
+// Adds `rel` and its parents to the skeleton, taking each directory's metadata from the top-most
+// layer that has it (a non-directory there, such as a whiteout, means "not in the image").
+void addSkeletonDir(const std::string& rel, const std::vector<std::string>& image_top_first,
+                    std::set<std::string>* seen, std::vector<SkeletonDir>* dirs) {
+  for (size_t end = 0; end != std::string::npos;) {
+    end = rel.find('/', end + 1);
+    std::string prefix = rel.substr(0, end);
+    if (!seen->insert(prefix).second) {
+      continue;
+    }
+    SkeletonDir dir;
+    dir.rel = prefix;
+    clock_gettime(CLOCK_REALTIME, &dir.mtime);
+    for (const std::string& layer : image_top_first) {
+      struct stat st;
+      if (lstat((layer + "/" + prefix).c_str(), &st) != 0) {
+        continue;
+      }
+      if (S_ISDIR(st.st_mode)) {
+        dir.mode = st.st_mode & 07777;
+        dir.uid = st.st_uid;
+        dir.gid = st.st_gid;
+        dir.mtime = st.st_mtim;
+      }
+      break;
+    }
+    dirs->push_back(std::move(dir));
+  }
+}
+
+Status checkEmptyDir(const std::string& path, std::string_view what) {
+  DIR* dir = opendir(path.c_str());
+  if (dir == nullptr) {
+    return sysError(std::string("open ") + std::string(what), path);
+  }
+  bool empty = true;
+  while (dirent* entry = readdir(dir)) {
+    if (strcmp(entry->d_name, ".") != 0 && strcmp(entry->d_name, "..") != 0) {
+      empty = false;
+      break;
+    }
+  }
+  closedir(dir);
+  if (!empty) {
+    return failedPrecondition("sandbox: " + std::string(what) + " " + path + " is not empty");
+  }
+  return Status::ok();
+}
+
+Result<std::vector<PreparedMount>> prepareMounts(const std::vector<MountSpec>& specs) {
+  std::vector<PreparedMount> out;
+  for (const MountSpec& spec : specs) {
+    PreparedMount m;
+    m.type = spec.type;
+    m.readonly = spec.readonly;
+    LF_ASSIGN_OR_RETURN(m.target_rel, relativeTarget(spec.target, "mount target"));
+    const std::string& rel = m.target_rel;
+    for (const char* reserved : {"proc", "sys", "dev"}) {
+      size_t n = strlen(reserved);
+      if (rel.empty() || (rel.compare(0, n, reserved) == 0 && (rel.size() == n || rel[n] == '/'))) {
+        return invalidArgument("mount target \"" + spec.target + "\" is reserved by the sandbox");
+      }
+    }
+    if (spec.type == MountSpec::kBind) {
+      if (!spec.source.is_absolute()) {
+        return invalidArgument("bind mount source \"" + spec.source.string() +
+                               "\" is not an absolute path");
+      }
+      m.source = spec.source.string();
+    } else {
+      m.data = "mode=1777";
+      if (spec.size_bytes > 0) {
+        m.data += ",size=" + std::to_string(spec.size_bytes);
+      }
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<RootPlan> prepareRootPlan(const OverlayRoot& root, const ProcessSpec& proc) {
+  RootPlan plan;
+  for (const auto* p : {&root.upper_dir, &root.work_dir}) {
+    if (!p->is_absolute()) {
+      return invalidArgument("sandbox: overlay dir \"" + p->string() + "\" is not absolute");
+    }
+  }
+  plan.upper = root.upper_dir.string();
+  plan.work = root.work_dir.string();
+  LF_RETURN_IF_ERROR(checkEmptyDir(plan.upper, "upper dir"));
+  plan.scratch = plan.work + "/sandbox";
+  if (mkdir(plan.scratch.c_str(), 0700) != 0 && errno != EEXIST) {
+    return sysError("mkdir", plan.scratch);
+  }
+  plan.skel = plan.scratch + "/skel";
+  plan.files = plan.scratch + "/files";
+  plan.root = plan.scratch + "/root";
+
+  std::vector<std::string> image_top_first;
+  for (auto it = root.lower_dirs.rbegin(); it != root.lower_dirs.rend(); ++it) {
+    if (!it->is_absolute()) {
+      return invalidArgument("sandbox: lower dir \"" + it->string() + "\" is not absolute");
+    }
+    image_top_first.push_back(it->string());
+  }
+  plan.lowers_top_first.push_back(plan.skel);
+  plan.lowers_top_first.insert(plan.lowers_top_first.end(), image_top_first.begin(),
+                               image_top_first.end());
+
+  LF_ASSIGN_OR_RETURN(plan.mounts, prepareMounts(proc.mounts));
+  std::set<std::string> seen;
+  for (const char* dir : {"proc", "sys", "dev", "etc"}) {
+    addSkeletonDir(dir, image_top_first, &seen, &plan.skeleton_dirs);
+  }
+  for (const PreparedMount& m : plan.mounts) {
+    addSkeletonDir(m.target_rel, image_top_first, &seen, &plan.skeleton_dirs);
+  }
+
+  plan.hostname = proc.hostname.empty() ? kDefaultHostname : proc.hostname;
+  if (plan.hostname.size() > 64) {
+    return invalidArgument("sandbox: hostname \"" + plan.hostname + "\" is longer than 64 bytes");
+  }
+  LF_ASSIGN_OR_RETURN(plan.hosts, makeHostsFile(plan.hostname, proc.extra_hosts));
+  plan.network = proc.network;
+  if (!proc.resolv_conf.empty()) {
+    plan.resolv_conf = proc.resolv_conf;
+  } else {
+    Result<std::string> host = readSmallFile("/etc/resolv.conf");
+    // A host without resolv.conf gets Docker's fallback resolvers.
+    plan.resolv_conf = makeResolvConf(host.isOk() ? *host : "", plan.network == NetworkMode::kHost);
+  }
+  return plan;
+}
+
+}  // namespace lf::worker::sandbox
