@@ -310,4 +310,61 @@ Result<StaleCgroupSummary> removeStaleCgroups(const CgroupConfig& config) {
   return summary;
 }
 
+namespace {
+
+// Moves every process of `from` into `to` (v2). Processes may fork meanwhile, so it repeats
+// until `from` is empty, a bounded number of times.
+Status moveAllProcesses(const fs::path& from, const fs::path& to) {
+  const CgroupVersion v2 = CgroupVersion::kV2;
+  for (int round = 0; round < 10; ++round) {
+    LF_ASSIGN_OR_RETURN(std::string text, readCgroupFile(v2, from / "cgroup.procs"));
+    LF_ASSIGN_OR_RETURN(std::vector<pid_t> pids, parsePidList(text));
+    if (pids.empty()) {
+      return Status::ok();
+    }
+    for (pid_t pid : pids) {
+      int err = 0;
+      Status st = writeCgroupFile(v2, to / "cgroup.procs", std::to_string(pid), &err);
+      if (!st.isOk() && err != ESRCH) {  // ESRCH: it exited meanwhile
+        return st;
+      }
+    }
+  }
+  return failedPrecondition(prefix(v2) + "processes keep appearing in " +
+                            (from / "cgroup.procs").string() + " while moving them to " +
+                            to.string());
+}
+
+}  // namespace
+
+Result<CgroupConfig> prepareWorkerCgroups(const CgroupConfig& config, const std::string& leaf) {
+  if (leaf.empty() || leaf == "." || leaf == ".." || leaf.find('/') != std::string::npos) {
+    return invalidArgument("cgroup leaf \"" + leaf + "\" must be one path component");
+  }
+  LF_ASSIGN_OR_RETURN(CgroupVersion version, Cgroup::detect(config));
+  if (version == CgroupVersion::kV1 || !config.nest_under_self) {
+    return config;
+  }
+  const CgroupVersion v2 = CgroupVersion::kV2;
+  LF_ASSIGN_OR_RETURN(std::string self, readCgroupFile(v2, "/proc/self/cgroup"));
+  LF_ASSIGN_OR_RETURN(std::string own_path, parseProcCgroup(self, ""));
+  fs::path own = fs::path(own_path).relative_path();
+  if (own.filename() == leaf) {
+    own = own.parent_path();
+  }
+  fs::path own_dir = config.mount_root / own;
+  // cgroup.type exists on every cgroup but the true root (a cgroup namespace's root has it).
+  if (fileExists(own_dir / "cgroup.type")) {
+    fs::path leaf_dir = own_dir / leaf;
+    if (::mkdir(leaf_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+      return errnoStatus(errno, prefix(v2) + "create " + leaf_dir.string());
+    }
+    LF_RETURN_IF_ERROR(moveAllProcesses(own_dir, leaf_dir));
+  }
+  CgroupConfig pinned = config;
+  pinned.nest_under_self = false;
+  pinned.parent = (own / config.parent).string();
+  return pinned;
+}
+
 }  // namespace lf::worker::cgroup

@@ -132,6 +132,18 @@ class Cgroup {
   bool destroyed_ = false;
 };
 
+// Worker start-up, once, before recoverAfterCrash and any step; use the returned config from
+// then on. cgroup v2 lets a non-root cgroup enable controllers for its children only while it
+// holds no processes itself, and a worker in a Kubernetes container (own cgroup namespace) or a
+// systemd service sits in exactly such a cgroup. So on v2, with nest_under_self, this moves
+// every process of the worker's own cgroup into <own>/<leaf> (a worker already in a cgroup
+// named `leaf` counts its parent as its own), and returns a config pinned to <own>
+// (nest_under_self = false, parent = "<own>/<parent>") that no longer depends on where the
+// worker process lives. The true root cgroup is never emptied: it has no such rule. On v1
+// (no such rule, and one own cgroup per hierarchy) the config is returned unchanged.
+Result<CgroupConfig> prepareWorkerCgroups(const CgroupConfig& config,
+                                          const std::string& leaf = "supervisor");
+
 // What removeStaleCgroups found.
 struct StaleCgroupSummary {
   int cgroups_removed = 0;   // directories removed, counting each hierarchy

@@ -241,16 +241,19 @@ Result<std::string> readCgroupFile(CgroupVersion version, const fs::path& path) 
   return content;
 }
 
-Status writeCgroupFile(CgroupVersion version, const fs::path& path, const std::string& content) {
+Status writeCgroupFile(CgroupVersion version, const fs::path& path, const std::string& content,
+                       int* err) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return errnoStatus(errno, prefix(version) + "write " + path.string());
+  ssize_t n = fd < 0 ? -1 : ::write(fd, content.data(), content.size());
+  int saved = errno;
+  if (fd >= 0) {
+    ::close(fd);
   }
-  ssize_t n = ::write(fd, content.data(), content.size());
-  int err = errno;
-  ::close(fd);
+  if (err != nullptr) {
+    *err = n < 0 ? saved : 0;
+  }
   if (n < 0) {
-    return errnoStatus(err, prefix(version) + "write " + path.string());
+    return errnoStatus(saved, prefix(version) + "write " + path.string());
   }
   if (static_cast<size_t>(n) != content.size()) {
     return internalError(prefix(version) + "write " + path.string() + ": short write");

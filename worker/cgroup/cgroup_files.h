@@ -28,9 +28,10 @@ struct CgroupDir {
 std::string prefix(CgroupVersion version);
 
 Result<std::string> readCgroupFile(CgroupVersion version, const std::filesystem::path& path);
-// One write(2) of `content`, as cgroup files require.
+// One write(2) of `content`, as cgroup files require. `err` (optional) receives the errno of a
+// failure, for callers that accept some (ESRCH: the process exited meanwhile).
 Status writeCgroupFile(CgroupVersion version, const std::filesystem::path& path,
-                       const std::string& content);
+                       const std::string& content, int* err = nullptr);
 bool fileExists(const std::filesystem::path& path);
 
 // The parent directory (<hierarchy>/<base>/<parent>) in every hierarchy used, without creating

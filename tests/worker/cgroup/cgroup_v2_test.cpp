@@ -27,6 +27,7 @@ using lf::testing::forkPaused;
 using lf::testing::PausedChild;
 using lf::testing::readFile;
 using lf::testing::waitExit;
+namespace fs = std::filesystem;
 
 class CgroupV2Test : public ::testing::Test {
  protected:
@@ -207,6 +208,71 @@ TEST_F(CgroupV2Test, RemoveStaleCgroupsAfterACrash) {
   std::optional<int> status = waitExit(sleeper.pid);
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(WIFSIGNALED(*status) && WTERMSIG(*status) == SIGKILL);
+}
+
+TEST_F(CgroupV2Test, PrepareWorkerCgroupsEmptiesTheWorkersOwnCgroup) {
+  // Pretend this test process is a worker in a cgroup of its own, with a helper process beside
+  // it, as in a Kubernetes container.
+  Result<std::string> original = parseProcCgroup(readFile("/proc/self/cgroup"), "");
+  ASSERT_TRUE(original.isOk());
+  fs::path own = mount_dir_->path() / ("own-" + std::to_string(getpid()));
+  ASSERT_TRUE(fs::create_directory(own));
+  PausedChild helper = forkPaused([] { pause(); });
+  ASSERT_TRUE(lf::testing::writeFile(own / "cgroup.procs", std::to_string(helper.pid)));
+  ASSERT_TRUE(lf::testing::writeFile(own / "cgroup.procs", std::to_string(getpid())));
+  auto restore = [&] {
+    // Back to where this process was; then clean up.
+    lf::testing::writeFile(
+        mount_dir_->path() / fs::path(*original).relative_path() / "cgroup.procs",
+        std::to_string(getpid()));
+    kill(helper.pid, SIGKILL);
+    waitExit(helper.pid);
+    rmdir((own / "supervisor").c_str());
+    rmdir(own.c_str());
+  };
+
+  Result<CgroupConfig> pinned = prepareWorkerCgroups(config_);
+  if (!pinned.isOk()) {
+    restore();
+    FAIL() << pinned.status().toString();
+  }
+  std::string own_name = own.filename().string();
+  EXPECT_FALSE(pinned->nest_under_self);
+  EXPECT_EQ(pinned->parent, own_name + "/" + config_.parent);
+  EXPECT_EQ(readFile(own / "cgroup.procs"), "");  // both processes moved out
+  std::string supervisor = readFile(own / "supervisor" / "cgroup.procs");
+  EXPECT_NE(supervisor.find(std::to_string(getpid())), std::string::npos);
+  EXPECT_NE(supervisor.find(std::to_string(helper.pid)), std::string::npos);
+  EXPECT_EQ(
+      readFile("/proc/self/cgroup").find("0::/" + own_name + "/supervisor\n") != std::string::npos,
+      true);
+
+  // A restarted worker already in the leaf pins to the same place.
+  Result<CgroupConfig> again = prepareWorkerCgroups(config_);
+  ASSERT_TRUE(again.isOk()) << again.status().toString();
+  EXPECT_EQ(again->parent, pinned->parent);
+
+  // Steps go under the worker's own cgroup, beside the supervisor leaf.
+  {
+    Result<std::unique_ptr<Cgroup>> cg = Cgroup::create(*pinned, "step", {});
+    ASSERT_TRUE(cg.isOk()) << cg.status().toString();
+    EXPECT_EQ((*cg)->paths().front(), own / config_.parent / "step");
+  }
+  EXPECT_TRUE(removeStaleCgroups(*pinned).isOk());
+  restore();
+  EXPECT_FALSE(fs::exists(own));
+}
+
+TEST_F(CgroupV2Test, PrepareWorkerCgroupsLeavesTheRootCgroupAlone) {
+  // In the root cgroup of the hierarchy nothing is moved.
+  if (readFile("/proc/self/cgroup").find("0::/\n") == std::string::npos) {
+    GTEST_SKIP() << "this process is not in the cgroup v2 root";
+  }
+  Result<CgroupConfig> pinned = prepareWorkerCgroups(config_);
+  ASSERT_TRUE(pinned.isOk()) << pinned.status().toString();
+  EXPECT_EQ(pinned->parent, config_.parent);
+  EXPECT_FALSE(fs::exists(mount_dir_->path() / "supervisor"));
+  EXPECT_FALSE(prepareWorkerCgroups(config_, "a/b").isOk());
 }
 
 }  // namespace
