@@ -12,51 +12,56 @@
 //
 // Layout under options.root (created 0700: layers hold setuid files and must not be reachable by
 // other host users):
-//   lock                      store lock file (see "Processes" below)
 //   l/<name>/                 one layer; <name> = the first 32 hex chars of the diff ID (128 bits;
 //                             short because overlay mount options are limited to one page: mount
-//                             with cwd = l/ and lowerdirs "<name>/fs" to fit ~110 layers)
+//                             with cwd = l/ and relativeDirs() to fit ~110 layers). The full diff
+//                             ID is in the metadata and checked on every load.
 //   l/<name>/fs/              the unpacked layer: what dirs() returns
 //   l/<name>/meta             metadata, text: format line, full diff ID, blob digest, media type,
 //                             size in bytes. Its mtime is the layer's last use (LRU key), set
 //                             with utimensat on acquire and release: one syscall, atomic, and
 //                             kept across restarts.
-//   tmp/                      unpack/adopt staging and evicted layers being deleted
-// A layer is built in tmp/<x>/ (fs/ and meta) and published with one
+//   tmp/<prefix>-XXXXXX/      staging dirs: unpacks and adoptions in progress, evicted layers
+//                             being deleted
+// A layer is built in a staging dir (fs/ and meta) and published with one
 // renameat2(RENAME_NOREPLACE) onto l/<name>, so l/<name> either holds a complete layer with its
-// metadata or does not exist. Eviction renames l/<name> into tmp/ and deletes it there, so a
-// crash mid-delete leaves nothing under a valid name. The layer size is the sum of the sizes of
-// its regular files and symlinks (hard-linked inodes once), computed by one walk when the layer
-// is created; directories and inode overhead are not counted.
+// metadata or does not exist. Eviction renames l/<name> into a staging dir and deletes it there,
+// so a crash mid-delete leaves nothing under a valid name. The layer size is the sum of the sizes
+// of its regular files and symlinks (hard-linked inodes once), computed by one walk when the
+// layer is created; directories and inode overhead are not counted.
 //
-// Processes (several `layerfarm-worker exec` may share one root):
-//   - Every open store holds a shared flock on `lock` for its lifetime. open() removes leftovers
-//     in tmp/ only when it can take that lock exclusively (no other process has the store open),
-//     so it never deletes another process's in-progress unpack.
-//   - A pinned layer's l/<name> directory is held open with a shared flock (one open file per
-//     layer per process, while the process's pin count is > 0). After locking, the pinner checks
-//     that l/<name> is still the inode it locked (an evictor may have moved it in between) and
-//     retries if not.
-//   - An evictor takes an exclusive, non-blocking flock on l/<name>; if that fails the layer is in
+// Processes (several `layerfarm-worker exec` may share one root; details in layer_dirs.h). All
+// locks are flock(2) on the directories themselves, released by the kernel when a process dies:
+//   - A staging dir belongs to the process holding a shared lock on it. open() deletes every
+//     entry of tmp/ whose exclusive lock it can take without waiting: leftovers of dead
+//     processes, never another live process's unpack.
+//   - A pinned layer's l/<name> is held open with a shared lock (one open file per layer per
+//     process, while that process's pin count is > 0). After locking, the pinner checks that
+//     l/<name> is still the inode it locked (an evictor may have moved it in between) and treats
+//     the layer as missing if not.
+//   - An evictor takes an exclusive, non-blocking lock on l/<name>; if that fails the layer is in
 //     use (here or elsewhere) and is skipped. Holding it, it checks the inode and renames the dir
-//     into tmp/. Nobody can remove or replace l/<name> without that exclusive lock.
-//   - A publisher locks its staged dir (shared) before renaming it onto l/<name>, so a fresh
-//     layer cannot be evicted before its first lease. If the rename fails with EEXIST, another
-//     process published the same diff ID first: the staged copy is deleted and theirs is used.
+//     into a staging dir of its own. Nobody removes or replaces l/<name> without that lock.
+//   - A publisher holds the shared lock of its staging dir across the rename onto l/<name>, so a
+//     fresh layer cannot be evicted before its first lease. If the rename fails with EEXIST,
+//     another process published the same diff ID first: the staged copy is deleted and theirs is
+//     used.
 //   Within a process, one unpack per layer runs at a time (callers wanting a layer that is being
 //   unpacked wait for it); two processes may unpack the same layer at once, and one copy is
 //   discarded.
 //   Each process keeps an in-memory index, loaded at open() and updated by its own operations
 //   and by misses that find a layer another process published; eviction rescans l/ (a listing
 //   plus metadata of unknown layers, no walks) so it sees all processes' layers and their LRU
-//   times. A hit costs no directory walk and no metadata read.
+//   times. A hit costs no directory walk and no metadata read: a lookup, and for the first pin
+//   in this process an open, a flock and two stats; then one utimensat.
 //
 // Thread-safety: all methods are thread-safe. Unpacking runs outside the store mutex.
 // Ownership: the store must outlive its Leases and the BlobStore must outlive the store.
 // Errors: a blob missing from the blob store is kNotFound naming its digest; a layer whose
 // uncompressed tar does not hash to its diff ID (or a blob that does not hash to its digest) is
 // kDataLoss naming both digests; a failed unpack leaves nothing behind. Not crash-safe against
-// power loss: unpacked files are not fsynced (a process crash is fine).
+// power loss: unpacked files are not fsynced (a process crash is fine). flock on NFS is not
+// relied on: the root must be on a local filesystem.
 
 #include <cstdint>
 #include <filesystem>

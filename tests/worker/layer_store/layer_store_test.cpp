@@ -2,12 +2,15 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "tests/support/temp_dir.h"
@@ -354,6 +357,92 @@ TEST_F(LayerStoreTest, InstancesSharingARootSeeEachOthersLayers) {
   ASSERT_TRUE(lease.isOk()) << lease.status().toString();
   EXPECT_EQ(readFile(lease->dirs()[0] / "f"), "a");
   EXPECT_EQ(one->stats().misses, 2u);
+}
+
+TEST_F(LayerStoreTest, OpenKeepsStagingDirsThatALiveOwnerHolds) {
+  auto first = openStore();  // another store open on the root does not stop the cleaning
+  ASSERT_TRUE(first);
+  fs::path held = root() / "tmp" / "unpack-held01";
+  fs::path dead = root() / "tmp" / "unpack-dead01";
+  ASSERT_TRUE(lf::testing::writeFile(held / "fs" / "f", "x"));
+  ASSERT_TRUE(lf::testing::writeFile(dead / "fs" / "f", "x"));
+  ASSERT_TRUE(lf::testing::writeFile(root() / "tmp" / "stray-file", "x"));
+  int fd = ::open(held.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(flock(fd, LOCK_SH), 0);  // as a live unpacker holds its staging dir
+  auto second = openStore();
+  ASSERT_TRUE(second);
+  EXPECT_TRUE(fs::exists(held / "fs" / "f"));
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_FALSE(fs::exists(root() / "tmp" / "stray-file"));
+  close(fd);
+  auto third = openStore();
+  ASSERT_TRUE(third);
+  EXPECT_TRUE(entries("tmp").empty());
+}
+
+// Forwards to a real blob store and runs a hook before opening a reader, to interleave another
+// store's work with an unpack deterministically.
+class HookedBlobStore : public blob::BlobStore {
+ public:
+  explicit HookedBlobStore(blob::BlobStore& inner) : inner_(inner) {}
+  std::function<void()> before_read;
+
+  Result<std::unique_ptr<blob::BlobWriter>> openWriter() override { return inner_.openWriter(); }
+  Result<std::unique_ptr<blob::BlobReader>> openReader(const Digest& digest) override {
+    if (before_read) {
+      std::exchange(before_read, nullptr)();
+    }
+    return inner_.openReader(digest);
+  }
+  Result<std::optional<blob::BlobInfo>> stat(const Digest& digest) override {
+    return inner_.stat(digest);
+  }
+  Status remove(const Digest& digest) override { return inner_.remove(digest); }
+  Status list(const std::function<void(const blob::BlobInfo&)>& fn) override {
+    return inner_.list(fn);
+  }
+
+ private:
+  blob::BlobStore& inner_;
+};
+
+TEST_F(LayerStoreTest, UnpackRacingAnotherProcessUsesThePublishedCopy) {
+  LayerRef a = makeLayer({{"f", "contended"}});
+  HookedBlobStore hooked(*blobs_);
+  LayerStoreOptions options;
+  options.root = root();
+  auto slow = LayerStore::open(options, hooked);
+  auto fast = openStore();
+  ASSERT_TRUE(slow.isOk() && fast);
+  // While `slow` is about to unpack, `fast` unpacks and publishes the same layer.
+  hooked.before_read = [&] { ASSERT_TRUE(fast->acquire({a}).isOk()); };
+  auto lease = (*slow)->acquire({a});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(readFile(lease->dirs()[0] / "f"), "contended");
+  EXPECT_EQ((*slow)->stats().misses, 1u);
+  EXPECT_EQ(fast->stats().misses, 1u);
+  EXPECT_EQ(entries("l").size(), 1u);
+  EXPECT_TRUE(entries("tmp").empty());  // the losing copy is deleted
+}
+
+TEST_F(LayerStoreTest, AdoptFromAnotherFilesystemFailsAndKeepsTheDir) {
+  struct stat a, b;
+  if (::stat(tmp_.path().c_str(), &a) != 0 || ::stat("/dev/shm", &b) != 0 || a.st_dev == b.st_dev) {
+    GTEST_SKIP() << "/dev/shm is on the test dir's filesystem";
+  }
+  lf::testing::TempDir dummy;  // for a unique name under /dev/shm
+  fs::path other = fs::path("/dev/shm") / dummy.path().filename();
+  ASSERT_TRUE(lf::testing::writeFile(other / "f", "x"));
+  LayerRef ref = layerOf(other);
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  Status status = store->adopt(ref, other);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument) << status.toString();
+  EXPECT_EQ(readFile(other / "f"), "x");
+  EXPECT_TRUE(entries("tmp").empty());
+  EXPECT_FALSE(store->contains(ref.diff_id));
+  fs::remove_all(other);
 }
 
 // Waits for one byte on `fd`; false on EOF or error.
