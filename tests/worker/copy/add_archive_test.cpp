@@ -81,6 +81,16 @@ TEST_F(AddArchiveTest, PlainFilesAndCompressedNonTarsAreCopied) {
   EXPECT_EQ(readFile(root() / "d/notes.txt"), "just text");
   EXPECT_EQ(readFile(root() / "d/data.gz"), readFile(ctx() / "data.gz"));
 
+  // A name that looks like an archive does not make one; archives inside a directory source
+  // are not extracted either (only a named source is).
+  writeCtx("fake.tar.gz", "plain text");
+  fs::create_directories(ctx() / "dir");
+  ASSERT_TRUE(writeTar(ctx() / "dir/inner.tar", {{.name = "inside", .content = "x"}}));
+  ASSERT_TRUE(copy(add({"fake.tar.gz", "dir"}, "/e/")).isOk());
+  EXPECT_EQ(readFile(root() / "e/fake.tar.gz"), "plain text");
+  EXPECT_EQ(readFile(root() / "e/inner.tar"), readFile(ctx() / "dir/inner.tar"));
+  EXPECT_FALSE(fs::exists(root() / "e/inside"));
+
   // COPY never extracts.
   ASSERT_TRUE(writeTar(ctx() / "a.tar", {{.name = "inside", .content = "x"}}));
   ASSERT_TRUE(copy(request({"a.tar"}, "/c/")).isOk());

@@ -1,12 +1,11 @@
 // Ownership rules of COPY/ADD (--chown by name or id, 0:0 by default, source ids for --from),
 // setuid bits after chown, xattrs and special files. Needs root to chown and mknod.
 
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include "tests/support/temp_dir.h"
 #include "tests/worker/copy/copy_test_util.h"
@@ -98,8 +97,7 @@ TEST_F(CopyOwnershipTest, SetuidBitsAndUserXattrsSurviveChown) {
   expectOwner(root() / "usr/bin/suid", 1000, 1001);
   if (xattrs) {
     char value[16] = {};
-    EXPECT_EQ(getxattr((root() / "usr/bin/suid").c_str(), "user.origin", value, sizeof(value)),
-              3);
+    EXPECT_EQ(getxattr((root() / "usr/bin/suid").c_str(), "user.origin", value, sizeof(value)), 3);
     EXPECT_STREQ(value, "ctx");
   }
 }
