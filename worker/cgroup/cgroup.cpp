@@ -189,7 +189,6 @@ Result<std::unique_ptr<Cgroup>> Cgroup::create(const CgroupConfig& config, const
   LF_ASSIGN_OR_RETURN(CgroupVersion version, detect(config));
   LF_ASSIGN_OR_RETURN(std::vector<CgroupDir> parents, internal::parentDirs(version, config));
   std::vector<CgroupDir> dirs;
-  std::unique_ptr<Cgroup> cg;
   auto fail = [&](Status st) -> Status {
     for (const CgroupDir& dir : dirs) {
       ::rmdir(dir.path.c_str());  // best effort: undo what this call created
