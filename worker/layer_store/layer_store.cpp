@@ -425,8 +425,7 @@ void LayerStore::Impl::rescanLocked() {
     auto it = index.find(name);
     if (it != index.end()) {
       if (it->second.pins == 0) {  // another process may have used it since
-        it->second.last_use_ns =
-            std::max(it->second.last_use_ns, dirs.lastUse(name).value_or(0));
+        it->second.last_use_ns = std::max(it->second.last_use_ns, dirs.lastUse(name).value_or(0));
       }
     } else if (in_flight.count(name) == 0) {  // in flight: its owner indexes it
       auto file = dirs.readMeta(name);
@@ -541,6 +540,58 @@ std::vector<std::string> LayerStore::Lease::relativeDirs() const {
     out.push_back(name + "/" + LayerDirs::kFsDir);
   }
   return out;
+}
+
+std::vector<std::string> LayerStore::Lease::overlayLowerDirs() const {
+  std::vector<std::string> out;
+  std::unordered_set<std::string> seen;
+  for (auto it = names_.rbegin(); it != names_.rend(); ++it) {
+    if (seen.insert(*it).second) {
+      out.push_back(*it + "/" + LayerDirs::kFsDir);
+    }
+  }
+  return out;
+}
+
+Result<LayerStore::ScratchDir> LayerStore::makeScratchDir() {
+  LF_ASSIGN_OR_RETURN(Staging staging, impl_->dirs.makeStaging("scratch"));
+  ScratchDir scratch;
+  scratch.dirs_ = &impl_->dirs;
+  scratch.path_ = impl_->dirs.tmpDir() / staging.name;
+  scratch.name_ = std::move(staging.name);
+  scratch.lock_fd_ = std::move(staging.lock_fd);
+  return scratch;
+}
+
+LayerStore::ScratchDir::~ScratchDir() {
+  remove().ignore();  // best effort; callers that care call remove() themselves
+}
+
+LayerStore::ScratchDir::ScratchDir(ScratchDir&& other) noexcept
+    : dirs_(std::exchange(other.dirs_, nullptr)),
+      name_(std::exchange(other.name_, {})),
+      lock_fd_(std::move(other.lock_fd_)),
+      path_(std::exchange(other.path_, {})) {}
+
+LayerStore::ScratchDir& LayerStore::ScratchDir::operator=(ScratchDir&& other) noexcept {
+  if (this != &other) {
+    remove().ignore();  // best effort, as in the destructor
+    dirs_ = std::exchange(other.dirs_, nullptr);
+    name_ = std::exchange(other.name_, {});
+    lock_fd_ = std::move(other.lock_fd_);
+    path_ = std::exchange(other.path_, {});
+  }
+  return *this;
+}
+
+Status LayerStore::ScratchDir::remove() {
+  if (dirs_ == nullptr) {
+    return Status::ok();
+  }
+  Staging staging{std::move(name_), std::move(lock_fd_)};
+  const LayerDirs* dirs = std::exchange(dirs_, nullptr);
+  path_.clear();
+  return dirs->removeStaging(staging);
 }
 
 }  // namespace lf::worker

@@ -73,8 +73,11 @@
 #include "common/blob/blob_store.h"
 #include "common/digest/digest.h"
 #include "common/layer/layer_reader.h"
+#include "common/layer/unique_fd.h"
 
 namespace lf::worker {
+
+class LayerDirs;
 
 // One layer of a chain: its blob (compressed, in the blob store) and its diff ID (the unpacked
 // identity, the store's key).
@@ -113,6 +116,11 @@ class LayerStore {
     const std::vector<std::filesystem::path>& dirs() const { return dirs_; }
     // The same dirs relative to layersDir() ("<name>/fs"), for short overlay option strings.
     std::vector<std::string> relativeDirs() const;
+    // The overlayfs lowerdir list: relative to layersDir(), TOP-first (overlay's order), each
+    // layer once. overlayfs refuses a dir given twice (ELOOP), and a layer repeated in a chain
+    // is kept at its topmost place only, which changes nothing: each of its lower copies is
+    // entirely shadowed by it (same entries, same whiteouts, higher up).
+    std::vector<std::string> overlayLowerDirs() const;
     // Unpins now; the lease is then empty.
     void release();
 
@@ -121,6 +129,31 @@ class LayerStore {
     LayerStore* store_ = nullptr;
     std::vector<std::string> names_;
     std::vector<std::filesystem::path> dirs_;
+  };
+
+  // A private directory on the store's filesystem (below tmp/) for a step's overlay upper and
+  // work dirs, so that the upper dir can be adopt()ed by a rename. Deleted with whatever is left
+  // in it when destroyed (unmount first), or by a later open() if the process dies. Movable; must
+  // not outlive the store.
+  class ScratchDir {
+   public:
+    ScratchDir() = default;
+    ~ScratchDir();
+    ScratchDir(ScratchDir&& other) noexcept;
+    ScratchDir& operator=(ScratchDir&& other) noexcept;
+    ScratchDir(const ScratchDir&) = delete;
+    ScratchDir& operator=(const ScratchDir&) = delete;
+
+    const std::filesystem::path& path() const { return path_; }
+    // Deletes it now, reporting errors the destructor would drop.
+    Status remove();
+
+   private:
+    friend class LayerStore;
+    const LayerDirs* dirs_ = nullptr;
+    std::string name_;
+    layer::UniqueFd lock_fd_;  // the shared lock that marks it as ours (see layer_dirs.h)
+    std::filesystem::path path_;
   };
 
   struct Stats {
@@ -133,8 +166,8 @@ class LayerStore {
   };
 
   // Opens (creating if needed) the store at options.root, rebuilds the index from disk, deletes
-  // layers with missing or corrupt metadata and (when no other process has the store open)
-  // leftover staging dirs, then evicts to the budget.
+  // layers with missing or corrupt metadata and the staging dirs of dead processes, then evicts
+  // to the budget.
   static Result<std::unique_ptr<LayerStore>> open(const LayerStoreOptions& options,
                                                   blob::BlobStore& blobs);
   ~LayerStore();
@@ -151,6 +184,8 @@ class LayerStore {
   // into the store. kAlreadyExists when the store has that diff ID already (dir is then left where
   // it was, for the caller to delete); `dir` must be on the store's filesystem.
   Status adopt(const LayerRef& ref, const std::filesystem::path& dir);
+
+  Result<ScratchDir> makeScratchDir();
 
   // Whether a layer with this diff ID is in this process's index (no disk access).
   bool contains(const Digest& diff_id) const;

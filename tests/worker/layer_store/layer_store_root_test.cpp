@@ -45,6 +45,36 @@ bool isWhiteout(const fs::path& path) {
   return lstat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
 }
 
+// Mounts `lowerdirs` (relative to `cwd`) read-only on `merged` in a child with its own mount
+// namespace and returns its exit status after `check` ran there: 0 ok, 10 overlay unavailable,
+// 11 mount failed otherwise, 12 check failed.
+template <typename Check>
+int mountAndCheck(const fs::path& cwd, const std::vector<std::string>& lowerdirs,
+                  const fs::path& merged, Check check) {
+  std::string options = "lowerdir=";
+  for (size_t i = 0; i < lowerdirs.size(); ++i) {
+    options += (i > 0 ? ":" : "") + lowerdirs[i];
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) {
+      _exit(10);
+    }
+    if (chdir(cwd.c_str()) != 0) {
+      _exit(11);
+    }
+    if (mount("overlay", merged.c_str(), "overlay", MS_RDONLY, options.c_str()) != 0) {
+      _exit(errno == ENODEV || errno == EPERM ? 10 : 11);
+    }
+    _exit(check() ? 0 : 12);
+  }
+  int wstatus = 0;
+  if (pid < 0 || waitpid(pid, &wstatus, 0) != pid || !WIFEXITED(wstatus)) {
+    return -1;
+  }
+  return WEXITSTATUS(wstatus);
+}
+
 TEST_F(LayerStoreRootTest, WhiteoutsBecomeOverlayMarkersAndOwnersAreKept) {
   LayerRef base = makeLayer({{"keep", "k"}, {"gone", "g"}, {"dir/old", "o"}});
   fs::path top_dir =
@@ -68,9 +98,8 @@ TEST_F(LayerStoreRootTest, WhiteoutsBecomeOverlayMarkersAndOwnersAreKept) {
   EXPECT_EQ(readFile(lease->dirs()[0] / "gone"), "g");  // the base layer is untouched
 }
 
-// Mounts the lease's dirs as overlay lowerdirs in a child with its own mount namespace (so
-// nothing stays mounted if the test dies) and checks the merged view. Child exit codes:
-// 0 ok, 10 overlay unavailable, others name the failed check.
+// Mounts the lease's dirs as overlay lowerdirs (in a child with its own mount namespace, so
+// nothing stays mounted if the test dies) and checks the merged view.
 TEST_F(LayerStoreRootTest, LeaseDirsWorkAsOverlayLowerDirs) {
   LayerRef base = makeLayer({{"keep", "k"}, {"gone", "g"}, {"dir/old", "o"}});
   LayerRef top = makeLayer({{".wh.gone", ""}, {"dir/.wh..wh..opq", ""}, {"dir/new", "n"}});
@@ -80,40 +109,39 @@ TEST_F(LayerStoreRootTest, LeaseDirsWorkAsOverlayLowerDirs) {
   ASSERT_TRUE(lease.isOk()) << lease.status().toString();
   fs::path merged = tmp_ / "merged";
   fs::create_directories(merged);
-  // Overlay lists lowerdirs top-first; short relative names from layersDir() keep the option
-  // string small.
+  // Overlay lists lowerdirs top-first; short relative names keep the option string small.
   auto rel = lease->relativeDirs();
-  std::string options = "lowerdir=" + rel[1] + ":" + rel[0];
-  pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) {
-      _exit(10);
-    }
-    if (chdir(store->layersDir().c_str()) != 0) {
-      _exit(11);
-    }
-    if (mount("overlay", merged.c_str(), "overlay", MS_RDONLY, options.c_str()) != 0) {
-      _exit(10);
-    }
-    if (readFile(merged / "keep") != "k") {
-      _exit(12);
-    }
-    if (fs::exists(merged / "gone")) {
-      _exit(13);
-    }
-    if (fs::exists(merged / "dir" / "old") || readFile(merged / "dir" / "new") != "n") {
-      _exit(14);
-    }
-    _exit(0);
-  }
-  int wstatus = 0;
-  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
-  ASSERT_TRUE(WIFEXITED(wstatus)) << wstatus;
-  if (WEXITSTATUS(wstatus) == 10) {
+  EXPECT_EQ(lease->overlayLowerDirs(), (std::vector<std::string>{rel[1], rel[0]}));
+  int rc = mountAndCheck(store->layersDir(), lease->overlayLowerDirs(), merged, [&] {
+    return readFile(merged / "keep") == "k" && !fs::exists(merged / "gone") &&
+           !fs::exists(merged / "dir" / "old") && readFile(merged / "dir" / "new") == "n";
+  });
+  if (rc == 10) {
     GTEST_SKIP() << "overlayfs mount not available here";
   }
-  EXPECT_EQ(WEXITSTATUS(wstatus), 0) << "failed check (see exit codes in the test)";
+  EXPECT_EQ(rc, 0);
+}
+
+TEST_F(LayerStoreRootTest, ARepeatedLayerMountsThroughOverlayLowerDirs) {
+  LayerRef a = makeLayer({{"f", "a"}, {"only_a", "a"}});
+  LayerRef b = makeLayer({{"f", "b"}, {".wh.only_a", ""}});
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({a, b, a});  // a, then b over it, then a again on top
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  fs::path merged = tmp_ / "merged";
+  fs::create_directories(merged);
+  int rc = mountAndCheck(store->layersDir(), lease->overlayLowerDirs(), merged, [&] {
+    return readFile(merged / "f") == "a" && readFile(merged / "only_a") == "a";
+  });
+  if (rc == 10) {
+    GTEST_SKIP() << "overlayfs mount not available here";
+  }
+  EXPECT_EQ(rc, 0);
+  // All three dirs as given would be refused by overlayfs (the same dir twice).
+  auto rel = lease->relativeDirs();
+  EXPECT_EQ(
+      mountAndCheck(store->layersDir(), {rel[2], rel[1], rel[0]}, merged, [] { return true; }), 11);
 }
 
 TEST_F(LayerStoreRootTest, AdoptsAnOverlayUpperDir) {

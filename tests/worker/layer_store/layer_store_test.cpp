@@ -445,6 +445,53 @@ TEST_F(LayerStoreTest, AdoptFromAnotherFilesystemFailsAndKeepsTheDir) {
   fs::remove_all(other);
 }
 
+TEST_F(LayerStoreTest, OverlayLowerDirsAreTopFirstWithEachLayerOnce) {
+  LayerRef a = makeLayer({{"a", "a"}});
+  LayerRef b = makeLayer({{"b", "b"}});
+  LayerRef c = makeLayer({{"c", "c"}});
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({a, b, a, c});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(lease->dirs().size(), 4u);
+  auto name = [](const LayerRef& r) { return LayerStore::layerName(r.diff_id) + "/fs"; };
+  EXPECT_EQ(lease->overlayLowerDirs(), (std::vector<std::string>{name(c), name(a), name(b)}));
+  EXPECT_EQ(store->stats().misses, 3u);
+  EXPECT_EQ(store->stats().hits, 1u);
+  lease->release();
+  EXPECT_EQ(store->stats().pinned, 0u);  // the repeated layer was pinned twice, unpinned twice
+}
+
+TEST_F(LayerStoreTest, ScratchDirHoldsAnUpperDirForAdoption) {
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto scratch = store->makeScratchDir();
+  ASSERT_TRUE(scratch.isOk()) << scratch.status().toString();
+  fs::path upper = scratch->path() / "upper";
+  ASSERT_TRUE(lf::testing::writeFile(upper / "out", "step output"));
+  fs::create_directories(scratch->path() / "work");
+  EXPECT_EQ(scratch->path().parent_path(), root() / "tmp");
+
+  auto other = openStore();  // a live scratch dir is not a leftover
+  ASSERT_TRUE(other);
+  EXPECT_TRUE(fs::exists(upper / "out"));
+
+  LayerRef ref = layerOf(upper);
+  ASSERT_TRUE(store->adopt(ref, upper).isOk());
+  LayerStore::ScratchDir moved = std::move(scratch).value();
+  ASSERT_TRUE(moved.remove().isOk());  // work/ and the scratch dir itself
+  EXPECT_TRUE(entries("tmp").empty());
+  auto lease = store->acquire({ref});
+  ASSERT_TRUE(lease.isOk());
+  EXPECT_EQ(readFile(lease->dirs()[0] / "out"), "step output");
+  {
+    auto dropped = store->makeScratchDir();
+    ASSERT_TRUE(dropped.isOk());
+    ASSERT_TRUE(lf::testing::writeFile(dropped->path() / "upper" / "x", "x"));
+  }
+  EXPECT_TRUE(entries("tmp").empty());  // the destructor deletes it
+}
+
 // Waits for one byte on `fd`; false on EOF or error.
 bool readByte(int fd) {
   char c;
