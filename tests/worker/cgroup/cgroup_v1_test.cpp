@@ -107,6 +107,16 @@ TEST_F(CgroupV1Test, RejectsBadNamesLimitsAndDuplicates) {
   EXPECT_TRUE(std::filesystem::exists(cg->paths().front()));  // the failed create left it alone
 }
 
+TEST_F(CgroupV1Test, PrepareWorkerCgroupsChangesNothingOnV1) {
+  // v1 has no no-internal-process rule, and the worker's own cgroup differs per hierarchy.
+  std::string before = readFile("/proc/self/cgroup");
+  Result<CgroupConfig> prepared = prepareWorkerCgroups(config_);
+  ASSERT_TRUE(prepared.isOk()) << prepared.status().toString();
+  EXPECT_EQ(prepared->parent, config_.parent);
+  EXPECT_TRUE(prepared->nest_under_self);
+  EXPECT_EQ(readFile("/proc/self/cgroup"), before);
+}
+
 TEST_F(CgroupV1Test, AddProcessErrorNamesTheFile) {
   auto cg = make({});
   ASSERT_TRUE(cg);
