@@ -142,7 +142,7 @@ TEST_F(WorkerExecTest, RunThatWritesFilesMakesALayerWithExactlyThoseFiles) {
   EXPECT_FALSE(outcome.result.empty_layer());
   EXPECT_EQ(layerEntries(outcome.result.layer()),
             (std::set<std::string>{"opt", "opt/app", "opt/app/greeting"}));
-  EXPECT_EQ(outcome.result.layer().blob().media_type(), oci::kOciLayerGzip);
+  EXPECT_EQ(outcome.result.layer().blob().media_type(), oci::kOciLayerTarGzip);
   EXPECT_EQ(outcome.result.exit_code(), 0);
 }
 
@@ -159,7 +159,7 @@ TEST_F(WorkerExecTest, RunThatDeletesABaseFileMakesAWhiteoutThatUmociApplies) {
   config.architecture = "amd64";
   config.os = "linux";
   std::vector<oci::Descriptor> layers;
-  for (const v1::LayerRef* ref : {base_, &outcome.result.layer()}) {
+  for (const v1::LayerRef* ref : std::vector<const v1::LayerRef*>{base_, &outcome.result.layer()}) {
     config.rootfs.diff_ids.push_back(*Digest::parse(ref->diff_id()));
     layers.push_back(oci::Descriptor{ref->blob().media_type(), *Digest::parse(ref->blob().digest()),
                                      static_cast<uint64_t>(ref->blob().size())});
@@ -188,7 +188,7 @@ TEST_F(WorkerExecTest, StepSeesNeitherHostFilesNorPidsNorInterfaces) {
   size_t at = outcome.log.find("pids=");
   ASSERT_NE(at, std::string::npos);
   EXPECT_LE(std::stoi(outcome.log.substr(at + 5)), 4) << outcome.log;
-  EXPECT_NE(outcome.log.find("ifaces=lo \n"), std::string::npos) << outcome.log;
+  EXPECT_NE(outcome.log.find("ifaces=lo\n"), std::string::npos) << outcome.log;
   EXPECT_NE(outcome.log.find("host=test-step"), std::string::npos) << outcome.log;
   EXPECT_TRUE(outcome.result.empty_layer()) << "reading must not leave anything in the layer";
 }
@@ -224,9 +224,11 @@ TEST_F(WorkerExecTest, ForkBombIsStoppedByThePidsLimit) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30));
 }
 
-// Whether a process whose command line contains `needle` is alive on the host.
+// Whether a process whose command line contains `needle` (digits) is alive on the host. The
+// pattern is written so that it does not match the command line of the grep looking for it.
 bool processAlive(const std::string& needle) {
-  auto found = runShell("grep -l -a -- '" + needle + "' /proc/[0-9]*/cmdline 2>/dev/null");
+  std::string pattern = needle.substr(0, needle.size() - 1) + "[" + needle.back() + "]";
+  auto found = runShell("grep -l -a -- '" + pattern + "' /proc/[0-9]*/cmdline 2>/dev/null");
   return found.text.find("/proc/") != std::string::npos;
 }
 
