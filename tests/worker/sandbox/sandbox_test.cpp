@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -174,6 +175,29 @@ TEST_F(SandboxTest, CopiedUpDirKeepsTheImageMetadata) {
   ASSERT_EQ(lstat((root_.upper_dir / "etc").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0750u);
   EXPECT_EQ(listTree(root_.upper_dir), (std::set<std::string>{"etc", "etc/newfile"}));
+}
+
+TEST_F(SandboxTest, UpperDirIsPlainWithoutMetacopyOrRedirects) {
+  // chown would be a metadata-only copy-up with metacopy=on, a directory rename a redirect with
+  // redirect_dir=on: the layer writer supports neither.
+  sh("chown 65534 /bin/busybox && mv /bin /bin2 && echo x > /bin2/newfile");
+  struct stat st;
+  ASSERT_EQ(lstat((root_.upper_dir / "bin2/busybox").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(fs::file_size(*base_dir_ / "busybox/bin/busybox")));
+  EXPECT_GT(st.st_blocks, 0);
+  for (const auto& entry : fs::recursive_directory_iterator(root_.upper_dir)) {
+    char names[4096];
+    ssize_t n = llistxattr(entry.path().c_str(), names, sizeof names);
+    ASSERT_GE(n, 0) << entry.path();
+    std::string all(names, n);
+    EXPECT_EQ(all.find("metacopy"), std::string::npos) << entry.path();
+    EXPECT_EQ(all.find("redirect"), std::string::npos) << entry.path();
+  }
+  // The renamed dir was copied: /bin2 holds real files, /bin is a whiteout.
+  EXPECT_TRUE(fs::is_symlink(root_.upper_dir / "bin2/sh"));
+  ASSERT_EQ(lstat((root_.upper_dir / "bin").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
 }
 
 TEST_F(SandboxTest, DeletingABaseFileMakesAWhiteout) {
