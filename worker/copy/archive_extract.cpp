@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <array>
@@ -64,6 +65,21 @@ EntryMeta entryMeta(const Extraction& x, archive_entry* e) {
   return meta;
 }
 
+// File capabilities and user.* attributes recorded in the archive (PAX SCHILY.xattr), set after
+// the chown that would clear security.capability. Best effort, like copyXattrs().
+void setEntryXattrs(archive_entry* e, int fd) {
+  archive_entry_xattr_reset(e);
+  const char* name = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  while (archive_entry_xattr_next(e, &name, &value, &size) == ARCHIVE_OK) {
+    std::string_view n(name != nullptr ? name : "");
+    if (n == "security.capability" || n.rfind("user.", 0) == 0) {
+      (void)fsetxattr(fd, name, value, size, 0);  // best effort, as documented
+    }
+  }
+}
+
 Status writeRegular(Extraction& x, archive_entry* e, int dir, const std::string& leaf,
                     const std::string& path) {
   UniqueFd fd(
@@ -93,6 +109,7 @@ Status writeRegular(Extraction& x, archive_entry* e, int dir, const std::string&
     return x.tree.errnoError(errno, "write " + path);
   }
   LF_RETURN_IF_ERROR(applyMeta(x.tree, fd.get(), entryMeta(x, e), path));
+  setEntryXattrs(e, fd.get());
   ++x.tree.stats.files;
   x.tree.stats.bytes += static_cast<uint64_t>(archive_entry_size(e));
   return Status::ok();

@@ -80,7 +80,15 @@ Result<std::vector<Selected>> expandSource(int src_root, const std::string& what
     for (const std::string& prefix : current) {
       std::string joined = prefix.empty() ? part : prefix + "/" + part;
       if (!hasMeta(part)) {
-        next.push_back(joined);
+        // After a wildcard, a literal component only filters (as in Go's Glob): a dir1/x that
+        // does not exist drops out instead of failing the whole pattern.
+        int fd = wildcard ? openInRootRaw(src_root, joined, O_PATH) : -1;
+        if (!wildcard || fd >= 0) {
+          next.push_back(joined);
+        }
+        if (fd >= 0) {
+          close(fd);
+        }
         continue;
       }
       wildcard = true;

@@ -24,6 +24,22 @@
 //   - ADD extracts a local tar archive (plain or gzip/bzip2/xz/zstd, detected by content) into
 //     the destination directory; other files are copied like COPY. Remote URLs are kUnimplemented.
 //
+// Where Docker's two builders differ or the reference is silent, this is what we do:
+//   - ".." above the source root is an error (the classic builder's "forbidden path outside the
+//     build context"), not clamped to the root as BuildKit does.
+//   - A wildcard matching several sources needs a trailing "/" like several written sources; a
+//     destination "." or ending in "/." or ".." counts as a directory.
+//   - An existing symlink in the image where a directory is needed (/lib -> usr/lib) is followed
+//     inside the root (the classic builder); BuildKit fails with "cannot copy to non-directory".
+//     A symlink to a missing directory is an error, as for both builders.
+//   - Directories inside a copied tree take the source's metadata even when they existed; the
+//     destination directory itself keeps its own unless this copy created it (BuildKit).
+//   - --chmod applies to copied files and directories (not to created parents, not to symlinks),
+//     and to the entries an ADD extracts.
+//   - ADD's archive entries resolve with the destination directory as their root (Docker's
+//     untar scoping), keep the archive's ids unless --chown, and replace existing entries, even
+//     directories, like tar. Only sources named in the instruction are extracted.
+//
 // Thread-safety: copyIntoRoot() keeps no state; concurrent calls on distinct destination trees
 // are safe. Errors: every error names the instruction and the path as the user wrote it
 // ("COPY app/ /srv/: no such file or directory in the build context: app/"). A failed copy may

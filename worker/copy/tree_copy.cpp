@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <string>
 
 #include "common/layer/secure_fs.h"
@@ -37,10 +38,11 @@ constexpr size_t kMaxRememberedLinks = 1024;  // bounds the open fds kept for ha
 
 Status copySymlink(DestTree& dest, int src_dir, const std::string& name, const struct stat& st,
                    int dst_dir, const std::string& path, bool keep_ids) {
-  std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+  // st_size is the target length on real filesystems; some report 0, hence the PATH_MAX floor.
+  std::string target(std::max<size_t>(static_cast<size_t>(st.st_size), PATH_MAX) + 1, '\0');
   ssize_t n = readlinkat(src_dir, name.c_str(), target.data(), target.size());
-  if (n < 0) {
-    return dest.errnoError(errno, "read symlink for " + path);
+  if (n < 0 || static_cast<size_t>(n) >= target.size()) {
+    return dest.errnoError(n < 0 ? errno : ENAMETOOLONG, "read symlink for " + path);
   }
   target.resize(static_cast<size_t>(n));
   LF_RETURN_IF_ERROR(clearForFile(dest, dst_dir, name, path, false));

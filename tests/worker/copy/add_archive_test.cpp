@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "tests/support/shell.h"
@@ -96,6 +97,20 @@ TEST_F(AddArchiveTest, PlainFilesAndCompressedNonTarsAreCopied) {
   ASSERT_TRUE(copy(request({"a.tar"}, "/c/")).isOk());
   EXPECT_EQ(readFile(root() / "c/a.tar"), readFile(ctx() / "a.tar"));
   EXPECT_FALSE(fs::exists(root() / "c/inside"));
+}
+
+TEST_F(AddArchiveTest, KeepsUserXattrsFromTheArchive) {
+  ASSERT_TRUE(writeTar(
+      ctx() / "x.tar",
+      {{.name = "f", .content = "data", .xattr_name = "user.origin", .xattr_value = "tar"}}));
+  ASSERT_TRUE(copy(add({"x.tar"}, "/x/")).isOk());
+  char value[16] = {};
+  ssize_t n = getxattr((root() / "x/f").c_str(), "user.origin", value, sizeof(value));
+  if (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP)) {
+    GTEST_SKIP() << "the test filesystem has no user xattrs";
+  }
+  EXPECT_EQ(n, 3);
+  EXPECT_STREQ(value, "tar");
 }
 
 TEST_F(AddArchiveTest, ArchiveEntryReplacesAnImageDirectoryLikeTar) {

@@ -152,6 +152,10 @@ TEST_F(CopyTest, WildcardsSelectSortedMatches) {
   EXPECT_TRUE(fs::exists(root() / "range/b.conf"));
   EXPECT_FALSE(fs::exists(root() / "range/d.conf"));
 
+  // After a wildcard, a literal component filters: only dir2 has a "y".
+  ASSERT_TRUE(copy(request({"dir*/y"}, "/lit")).isOk());
+  EXPECT_EQ(readFile(root() / "lit"), "y2");
+
   ASSERT_TRUE(copy(request({"dir*/*"}, "/deep/")).isOk());
   EXPECT_EQ(readFile(root() / "deep/x"), "x1");
   EXPECT_EQ(readFile(root() / "deep/y"), "y2");

@@ -7,6 +7,9 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "tests/support/temp_dir.h"
 #include "tests/worker/copy/copy_test_util.h"
 #include "tests/worker/copy/tar_builder.h"
@@ -100,6 +103,23 @@ TEST_F(CopyOwnershipTest, SetuidBitsAndUserXattrsSurviveChown) {
     EXPECT_EQ(getxattr((root() / "usr/bin/suid").c_str(), "user.origin", value, sizeof(value)), 3);
     EXPECT_STREQ(value, "ctx");
   }
+}
+
+TEST_F(CopyOwnershipTest, FileCapabilitiesSurviveChown) {
+  writeCtx("ping", "binary");
+  // VFS_CAP_REVISION_2 with the effective bit; permitted = CAP_NET_RAW (13).
+  const unsigned char cap[20] = {0x01, 0x00, 0x00, 0x02, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00,
+                                 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00};
+  if (setxattr((ctx() / "ping").c_str(), "security.capability", cap, sizeof(cap), 0) != 0) {
+    GTEST_SKIP() << "cannot set file capabilities here: " << strerror(errno);
+  }
+  CopyRequest r = request({"ping"}, "/bin/ping");
+  r.chown = "app";
+  ASSERT_TRUE(copy(r).isOk());
+  unsigned char got[32] = {};
+  ASSERT_EQ(getxattr((root() / "bin/ping").c_str(), "security.capability", got, sizeof(got)),
+            static_cast<ssize_t>(sizeof(cap)));
+  EXPECT_EQ(memcmp(got, cap, sizeof(cap)), 0);
 }
 
 TEST_F(CopyOwnershipTest, SpecialFilesAreRecreated) {

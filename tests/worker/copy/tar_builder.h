@@ -21,6 +21,8 @@ struct TarEntry {
   int uid = 0;
   int gid = 0;
   time_t mtime = 1'500'000'000;
+  std::string xattr_name;  // one extended attribute, recorded as a PAX SCHILY.xattr header
+  std::string xattr_value;
 };
 
 // Writes `entries` to `path`; `filter` is "", "gzip", "bzip2", "xz" or "zstd". False on failure.
@@ -49,6 +51,10 @@ inline bool writeTar(const std::filesystem::path& path, const std::vector<TarEnt
     archive_entry_set_uid(e, t.uid);
     archive_entry_set_gid(e, t.gid);
     archive_entry_set_mtime(e, t.mtime, 0);
+    if (!t.xattr_name.empty()) {
+      archive_entry_xattr_add_entry(e, t.xattr_name.c_str(), t.xattr_value.data(),
+                                    t.xattr_value.size());
+    }
     if (t.type == 'd') {
       archive_entry_set_filetype(e, AE_IFDIR);
     } else if (t.type == 'l') {
