@@ -398,7 +398,10 @@ Status LayerStore::adopt(const LayerRef& ref, const fs::path& dir) {
   std::string name = layerName(ref.diff_id);
   {
     std::lock_guard lock(impl_->mu);
-    if (impl_->index.count(name) != 0 || impl_->in_flight.count(name) != 0) {
+    auto it = impl_->index.find(name);
+    if (it != impl_->index.end() && it->second.pins == 0 && !impl_->dirs.hasFsDir(name)) {
+      impl_->eraseLocked(name);  // evicted by another process: adopting it again is welcome
+    } else if (it != impl_->index.end() || impl_->in_flight.count(name) != 0) {
       return alreadyExists("adopt: the layer store already has layer " + ref.diff_id.toString());
     }
     impl_->in_flight.emplace(name, std::make_shared<Impl::InFlight>());

@@ -268,6 +268,12 @@ TEST_F(LayerStoreTest, AdoptOfALayerAnotherInstancePublishedFailsCleanly) {
   EXPECT_EQ(status.code(), StatusCode::kAlreadyExists) << status.toString();
   EXPECT_EQ(readFile(second / "f"), "same");
   EXPECT_TRUE(entries("tmp").empty());
+  // Once another instance evicted it, store1's stale index entry does not block a new adoption.
+  ASSERT_TRUE(openStore(0));
+  EXPECT_TRUE(store1->contains(ref.diff_id));
+  ASSERT_TRUE(store1->adopt(ref, second).isOk());
+  EXPECT_FALSE(fs::exists(second));
+  EXPECT_EQ(store1->stats().layers, 1u);
 }
 
 TEST_F(LayerStoreTest, RestartFindsLayersAndTheirLruOrder) {
