@@ -82,6 +82,16 @@ int runExec(const ExecOptions& o, std::ostream& out, std::ostream& err) {
   runner_options.cgroups.parent = o.cgroup_parent.empty()
                                       ? "layerfarm/exec-" + std::to_string(::getpid())
                                       : o.cgroup_parent;
+  // cgroup v2 lets a cgroup hand controllers to children only while it holds no processes
+  // itself, and a command run from a shell sits in a cgroup that does (its session's). The
+  // daemon moves itself into a leaf at start-up (prepareWorkerCgroups); a one-shot command must
+  // not move its caller's processes, so on v2 its steps go below the hierarchy's root instead.
+  if (runner_options.use_cgroups) {
+    auto version = cgroup::Cgroup::detect(runner_options.cgroups);
+    if (version.isOk() && *version == cgroup::CgroupVersion::kV2) {
+      runner_options.cgroups.nest_under_self = false;
+    }
+  }
   StepRunner runner(runner_options, **blobs, **layers);
   auto log = [&](const v1::StepLog& entry) {
     if (o.timestamps) {
@@ -91,6 +101,13 @@ int runExec(const ExecOptions& o, std::ostream& out, std::ostream& err) {
     err.flush();
   };
   v1::StepResult result = runner.run(*spec, log);
+  if (runner_options.use_cgroups) {
+    // The step's own cgroup is gone; this removes the per-process parent above it.
+    auto removed = cgroup::removeStaleCgroups(runner_options.cgroups);
+    if (!removed.isOk()) {
+      err << "layerfarm-worker exec: warning: " << removed.status().message() << "\n";
+    }
+  }
   out << stepResultToJson(result);
   out.flush();
   if (result.outcome() != v1::STEP_OUTCOME_SUCCEEDED) {
