@@ -183,7 +183,11 @@ Status extractEntry(Extraction& x, archive_entry* e) {
   std::string_view name = raw != nullptr ? raw : "";
   LF_ASSIGN_OR_RETURN(std::vector<std::string> parts, entryComponents(x, name));
   if (parts.empty()) {
-    return Status::ok();  // "./": the destination itself keeps its metadata
+    // "./" (tar -C dir -c .): like Docker's untar, it gives the destination its metadata.
+    if (archive_entry_filetype(e) == AE_IFDIR) {
+      x.dirs.push_back({"", entryMeta(x, e)});
+    }
+    return Status::ok();
   }
   LF_ASSIGN_OR_RETURN(UniqueFd dir, ensureDirectory(x.tree, parts, parts.size() - 1));
   const std::string& leaf = parts.back();
@@ -212,7 +216,8 @@ Status finishDirectories(Extraction& x) {
       continue;  // a later entry replaced the directory with something else
     }
     UniqueFd dir(fd);
-    LF_RETURN_IF_ERROR(applyMeta(x.tree, dir.get(), it->meta, x.tree.prefix + "/" + it->rel));
+    std::string path = x.tree.prefix + "/" + it->rel;
+    LF_RETURN_IF_ERROR(applyMeta(x.tree, dir.get(), it->meta, path));
   }
   return Status::ok();
 }

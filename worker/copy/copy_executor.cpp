@@ -263,6 +263,11 @@ Result<CopyStats> copyIntoRoot(const std::filesystem::path& source_root,
   if (request.sources.empty() || request.destination.empty()) {
     return invalidArgument(dest.what + ": needs at least one source and a destination");
   }
+  auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
+  if (has_nul(request.destination) || has_nul(request.working_dir) ||
+      std::any_of(request.sources.begin(), request.sources.end(), has_nul)) {
+    return invalidArgument(dest.what + ": a path contains a NUL byte");
+  }
   for (const std::string& s : request.sources) {
     if (isUrl(s)) {
       if (request.add) {

@@ -99,6 +99,16 @@ TEST_F(AddArchiveTest, PlainFilesAndCompressedNonTarsAreCopied) {
   EXPECT_FALSE(fs::exists(root() / "c/inside"));
 }
 
+TEST_F(AddArchiveTest, DotEntryGivesTheDestinationItsMetadata) {
+  ASSERT_TRUE(writeTar(ctx() / "rootfs.tar",
+                       {{.name = "./", .type = 'd', .content = "", .mode = 0751, .mtime = 1'234},
+                        {.name = "./etc/os-release", .content = "ID=test"}}));
+  ASSERT_TRUE(copy(add({"rootfs.tar"}, "/r")).isOk());
+  EXPECT_EQ(readFile(root() / "r/etc/os-release"), "ID=test");
+  EXPECT_EQ(modeOf(root() / "r"), 0751u);
+  EXPECT_EQ(lstatOf(root() / "r").st_mtim.tv_sec, 1'234);
+}
+
 TEST_F(AddArchiveTest, KeepsUserXattrsFromTheArchive) {
   ASSERT_TRUE(writeTar(
       ctx() / "x.tar",
