@@ -177,6 +177,50 @@ TEST_F(LayerStoreTest, ConcurrentAcquiresUnpackOnce) {
   EXPECT_EQ(store->stats().pinned, 0u);
 }
 
+// Threads of two store instances on one root (as two processes would) acquire, check and
+// release chains under a budget that forces evictions all the time.
+TEST_F(LayerStoreTest, ConcurrentAcquiresAndEvictionsStayConsistent) {
+  constexpr int kLayers = 6;
+  constexpr size_t kSize = 1000;
+  std::vector<LayerRef> layers;
+  for (int i = 0; i < kLayers; ++i) {
+    layers.push_back(makeLayer({{"f", bytesOf(kSize, static_cast<char>('a' + i))}}));
+  }
+  auto one = openStore(2 * kSize);
+  auto two = openStore(2 * kSize);
+  ASSERT_TRUE(one && two);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    LayerStore* store = (t % 2 == 0 ? one : two).get();
+    threads.emplace_back([&, store, t] {
+      for (int i = 0; i < 40; ++i) {
+        int x = (t + i) % kLayers, y = (t * 7 + i * 3 + 1) % kLayers;
+        auto lease = store->acquire({layers[x], layers[y]});
+        if (!lease.isOk() || readFile(lease->dirs()[0] / "f") != bytesOf(kSize, 'a' + x) ||
+            readFile(lease->dirs()[1] / "f") != bytesOf(kSize, 'a' + y)) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) {
+    th.join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  ASSERT_TRUE(one->evictToBudget().isOk());
+  ASSERT_TRUE(two->evictToBudget().isOk());
+  for (LayerStore* store : {one.get(), two.get()}) {
+    auto stats = store->stats();
+    EXPECT_EQ(stats.pinned, 0u);
+    EXPECT_LE(stats.bytes, 2 * kSize);
+    EXPECT_EQ(stats.hits + stats.misses, 2u * 40 * 2);
+  }
+  EXPECT_GT(one->stats().evictions + two->stats().evictions, 0u);
+  EXPECT_LE(entries("l").size(), 2u);
+  EXPECT_TRUE(entries("tmp").empty());
+}
+
 TEST_F(LayerStoreTest, EvictsLeastRecentlyUsedUnderBudget) {
   const size_t kSize = 1000;
   LayerRef a = makeLayer({{"f", bytesOf(kSize, 'a')}});
