@@ -431,19 +431,49 @@ TEST_F(LayerStoreTest, OpenKeepsStagingDirsThatALiveOwnerHolds) {
   EXPECT_TRUE(entries("tmp").empty());
 }
 
+// Reads through to a real reader and exits the process once `die_after` bytes were read: a
+// worker killed in the middle of an unpack.
+class DyingReader : public blob::BlobReader {
+ public:
+  DyingReader(std::unique_ptr<blob::BlobReader> inner, uint64_t die_after)
+      : inner_(std::move(inner)), die_after_(die_after) {}
+  Result<size_t> read(void* data, size_t size) override {
+    if (read_ >= die_after_) {
+      _exit(7);
+    }
+    auto n = inner_->read(data, size);
+    if (n.isOk()) {
+      read_ += *n;
+    }
+    return n;
+  }
+  uint64_t size() const override { return inner_->size(); }
+
+ private:
+  std::unique_ptr<blob::BlobReader> inner_;
+  uint64_t die_after_;
+  uint64_t read_ = 0;
+};
+
 // Forwards to a real blob store and runs a hook before opening a reader, to interleave another
-// store's work with an unpack deterministically.
+// store's work with an unpack deterministically; or kills the process during a read.
 class HookedBlobStore : public blob::BlobStore {
  public:
   explicit HookedBlobStore(blob::BlobStore& inner) : inner_(inner) {}
   std::function<void()> before_read;
+  std::optional<uint64_t> die_after_bytes;
 
   Result<std::unique_ptr<blob::BlobWriter>> openWriter() override { return inner_.openWriter(); }
   Result<std::unique_ptr<blob::BlobReader>> openReader(const Digest& digest) override {
     if (before_read) {
       std::exchange(before_read, nullptr)();
     }
-    return inner_.openReader(digest);
+    auto reader = inner_.openReader(digest);
+    if (reader.isOk() && die_after_bytes) {
+      return std::unique_ptr<blob::BlobReader>(
+          new DyingReader(std::move(reader).value(), *die_after_bytes));
+    }
+    return reader;
   }
   Result<std::optional<blob::BlobInfo>> stat(const Digest& digest) override {
     return inner_.stat(digest);
@@ -474,6 +504,49 @@ TEST_F(LayerStoreTest, UnpackRacingAnotherProcessUsesThePublishedCopy) {
   EXPECT_EQ(fast->stats().misses, 1u);
   EXPECT_EQ(entries("l").size(), 1u);
   EXPECT_TRUE(entries("tmp").empty());  // the losing copy is deleted
+}
+
+// Bytes that do not compress, so a reader dies in the middle of a layer's files.
+std::string noise(size_t n, uint32_t seed) {
+  std::string out(n, '\0');
+  for (char& c : out) {
+    seed = seed * 1664525u + 1013904223u;
+    c = static_cast<char>(seed >> 24);
+  }
+  return out;
+}
+
+TEST_F(LayerStoreTest, AProcessKilledMidUnpackLeavesOnlyWhatOpenCleans) {
+  LayerRef a = makeLayer({{"1", noise(200000, 1)}, {"2", noise(200000, 2)}});
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    HookedBlobStore dying(*blobs_);
+    dying.die_after_bytes = 250000;
+    LayerStoreOptions options;
+    options.root = root();
+    auto store = LayerStore::open(options, dying);
+    if (!store.isOk()) {
+      _exit(2);
+    }
+    auto lease = (*store)->acquire({a});
+    _exit(3);  // not reached: the reader exits with 7
+  }
+  int wstatus = 0;
+  ASSERT_EQ(waitpid(pid, &wstatus, 0), pid);
+  ASSERT_TRUE(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 7) << wstatus;
+  auto left = entries("tmp");
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].rfind("unpack-", 0), 0u) << left[0];
+  EXPECT_TRUE(fs::exists(root() / "tmp" / left[0] / "fs" / "1"));  // it died with files out
+  EXPECT_TRUE(entries("l").empty());
+
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  EXPECT_TRUE(entries("tmp").empty());
+  auto lease = store->acquire({a});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(readFile(lease->dirs()[0] / "2"), noise(200000, 2));
 }
 
 TEST_F(LayerStoreTest, AdoptFromAnotherFilesystemFailsAndKeepsTheDir) {
