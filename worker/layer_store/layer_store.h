@@ -8,14 +8,15 @@
 // Missing layers are fetched from the blob store (blob digest and diff ID both verified) and
 // unpacked; layers in use are pinned by a Lease; unpinned layers are evicted least-recently-used
 // when the store exceeds its byte budget; the index is rebuilt from disk on open(). The layer a
-// step just produced is adopt()ed by renaming its overlay upper dir into the store.
+// step just produced is adopt()ed by renaming its overlay upper dir (made in a makeScratchDir()
+// on the store's filesystem) into the store, so the next step of the stage starts at once.
 //
 // Layout under options.root (created 0700: layers hold setuid files and must not be reachable by
 // other host users):
 //   l/<name>/                 one layer; <name> = the first 32 hex chars of the diff ID (128 bits;
 //                             short because overlay mount options are limited to one page: mount
-//                             with cwd = l/ and relativeDirs() to fit ~110 layers). The full diff
-//                             ID is in the metadata and checked on every load.
+//                             with cwd = l/ and overlayLowerDirs() to fit ~110 layers). The full
+//                             diff ID is in the metadata and checked on every load.
 //   l/<name>/fs/              the unpacked layer: what dirs() returns
 //   l/<name>/meta             metadata, text: format line, full diff ID, blob digest, media type,
 //                             size in bytes. Its mtime is the layer's last use (LRU key), set
@@ -28,7 +29,9 @@
 // metadata or does not exist. Eviction renames l/<name> into a staging dir and deletes it there,
 // so a crash mid-delete leaves nothing under a valid name. The layer size is the sum of the sizes
 // of its regular files and symlinks (hard-linked inodes once), computed by one walk when the
-// layer is created; directories and inode overhead are not counted.
+// layer is created; directories and inode overhead are not counted. An adopted layer is the
+// step's upper dir as it is: its mtimes are not clamped as in the blob, and it keeps the xattrs
+// overlayfs put there (trusted.overlay.origin/impure, ignored in lower layers).
 //
 // Processes (several `layerfarm-worker exec` may share one root; details in layer_dirs.h). All
 // locks are flock(2) on the directories themselves, released by the kernel when a process dies:
