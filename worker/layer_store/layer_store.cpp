@@ -70,7 +70,7 @@ struct LayerStore::Impl {
       : options(o), blobs(b), dirs(std::move(d)) {}
 
   Status loadIndex();
-  Status pinOne(const LayerRef& ref, const std::string& name);
+  Result<bool> pinOne(const LayerRef& ref, const std::string& name);
   Result<Pinned> loadOrFetch(const LayerRef& ref, const std::string& name);
   Result<Pinned> fetch(const LayerRef& ref, const std::string& name);
   Result<Pinned> useExisting(const std::string& name, bool fetched);
@@ -266,7 +266,8 @@ Result<LayerStore::Impl::Pinned> LayerStore::Impl::loadOrFetch(const LayerRef& r
   return fetch(ref, name);
 }
 
-Status LayerStore::Impl::pinOne(const LayerRef& ref, const std::string& name) {
+// Pins one layer, fetching it if needed; true when it was fetched.
+Result<bool> LayerStore::Impl::pinOne(const LayerRef& ref, const std::string& name) {
   std::unique_lock lock(mu);
   while (true) {
     auto it = index.find(name);
@@ -288,7 +289,7 @@ Status LayerStore::Impl::pinOne(const LayerRef& ref, const std::string& name) {
         pinLocked(name, e, UniqueFd());
       }
       ++hits;
-      return Status::ok();
+      return false;
     }
     if (auto f = in_flight.find(name); f != in_flight.end()) {
       std::shared_ptr<InFlight> flight = f->second;
@@ -312,23 +313,27 @@ Status LayerStore::Impl::pinOne(const LayerRef& ref, const std::string& name) {
     ++(got->fetched ? misses : hits);
     insertLocked(name, std::move(got->meta), 0);
     pinLocked(name, index[name], std::move(got->lock_fd));
-    return Status::ok();
+    return got->fetched;
   }
 }
 
 Result<LayerStore::Lease> LayerStore::acquire(const std::vector<LayerRef>& chain) {
   Lease lease;
   lease.store_ = this;
+  bool grew = false;
   for (const LayerRef& ref : chain) {
     if (ref.diff_id.empty()) {
       return invalidArgument("acquire: a layer of the chain has no diff ID");
     }
     std::string name = layerName(ref.diff_id);
-    LF_RETURN_IF_ERROR(impl_->pinOne(ref, name));  // ~Lease unpins what was pinned so far
+    LF_ASSIGN_OR_RETURN(bool fetched, impl_->pinOne(ref, name));  // ~Lease unpins on error
+    grew = grew || fetched;
     lease.dirs_.push_back(layers_dir_ / name / LayerDirs::kFsDir);
     lease.names_.push_back(std::move(name));
   }
-  Status evicted = impl_->evict(/*only_if_over=*/true);
+  // After an unpack, the rescan (cheap next to the unpack) also counts what other processes
+  // added since, so the budget holds for the whole root, not just for this process's view.
+  Status evicted = impl_->evict(/*only_if_over=*/!grew);
   if (!evicted.isOk()) {
     // The chain is ready; a failed eviction must not fail the step. The next one retries.
     spdlog::warn("layer store eviction failed root={} error={}", impl_->dirs.root().string(),
@@ -413,7 +418,7 @@ Status LayerStore::adopt(const LayerRef& ref, const fs::path& dir) {
     impl_->finishFlightLocked(name, Status::ok());
   }
   LF_RETURN_IF_ERROR(status);
-  return impl_->evict(/*only_if_over=*/true);
+  return impl_->evict(/*only_if_over=*/false);  // see acquire()
 }
 
 // Brings the index up to date with l/: layers other processes published or evicted, and their

@@ -197,7 +197,10 @@ class LayerStore {
 
   // Evicts unpinned layers (of all processes sharing the root), least recently used first,
   // until the total size is within the budget or nothing more can be evicted. Also run after
-  // every acquire() and adopt() that leaves this process's index over budget.
+  // every adopt() and every acquire() that unpacked a layer (both rescan l/, so they count other
+  // processes' layers), and after an acquire() of present layers if this process's view of the
+  // total is over budget. A long-lived process whose acquires all hit should call it now and
+  // then to account for layers other processes added.
   Status evictToBudget();
 
   // <root>/l: the directory relativeDirs() are relative to.

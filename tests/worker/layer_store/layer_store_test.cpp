@@ -248,6 +248,23 @@ TEST_F(LayerStoreTest, EvictsLeastRecentlyUsedUnderBudget) {
   EXPECT_TRUE(entries("tmp").empty());  // evicted dirs are deleted, not just moved
 }
 
+TEST_F(LayerStoreTest, TheBudgetCountsLayersOtherInstancesAdded) {
+  const size_t kSize = 1000;
+  LayerRef a = makeLayer({{"f", bytesOf(kSize, 'a')}});
+  LayerRef b = makeLayer({{"f", bytesOf(kSize, 'b')}});
+  LayerRef c = makeLayer({{"f", bytesOf(kSize, 'c')}});
+  auto one = openStore(2 * kSize);
+  auto two = openStore(2 * kSize);  // opened before `one` adds anything
+  ASSERT_TRUE(one && two);
+  ASSERT_TRUE(one->acquire({a}).isOk());
+  ASSERT_TRUE(one->acquire({b}).isOk());
+  ASSERT_TRUE(two->acquire({c}).isOk());  // its own view: one layer; the root: three
+  EXPECT_FALSE(fs::exists(root() / "l" / LayerStore::layerName(a.diff_id)));
+  EXPECT_EQ(entries("l").size(), 2u);
+  EXPECT_EQ(two->stats().evictions, 1u);
+  EXPECT_EQ(two->stats().bytes, 2 * kSize);
+}
+
 TEST_F(LayerStoreTest, NeverEvictsALeasedLayer) {
   LayerRef a = makeLayer({{"f", "aaaa"}});
   LayerRef b = makeLayer({{"f", "bbbb"}});
