@@ -66,6 +66,12 @@ TEST_F(CopyEscapeTest, AbsoluteSymlinkInContextResolvesInsideIt) {
   EXPECT_FALSE(missing.isOk());
   EXPECT_EQ(missing.status().code(), StatusCode::kNotFound);
 
+  // Through the host's /proc magic links: resolved inside the context too, so nothing there.
+  fs::create_symlink("/proc/self/root" + host_file_.string(), ctx() / "magic");
+  EXPECT_FALSE(copy(request({"magic"}, "/out0")).isOk());
+  fs::create_symlink("/proc/self/cwd", ctx() / "cwd");
+  EXPECT_FALSE(copy(request({"cwd"}, "/out0")).isOk());
+
   fs::create_symlink("/etc/passwd", ctx() / "pw");
   writeCtx("etc/passwd", "context passwd");
   ASSERT_TRUE(copy(request({"pw"}, "/out2")).isOk());
