@@ -58,6 +58,17 @@
 //   times. A hit costs no directory walk and no metadata read: a lookup, and for the first pin
 //   in this process an open, a flock and two stats; then one utimensat.
 //
+// A step, in short:
+//   LF_ASSIGN_OR_RETURN(auto lease, store.acquire(parent_chain));      // pinned until destroyed
+//   LF_ASSIGN_OR_RETURN(auto scratch, store.makeScratchDir());          // upper/, work/ go here
+//   mount("overlay", rootfs, "overlay", 0, "lowerdir=" + join(lease.overlayLowerDirs(), ":") +
+//         ",upperdir=" + scratch/upper + ",workdir=" + scratch/work)   // with cwd = layersDir()
+//   ... run the step, unmount ...
+//   info = layer::writeLayer(scratch/upper, {.overlay_upper = true, ...}, blobs);
+//   store.adopt({info.digest, info.diff_id, info.size, info.media_type}, scratch/upper);
+//   // kAlreadyExists is fine: the store has that layer already. scratch deletes the rest.
+// An empty chain (FROM scratch) gives no lower dirs; overlayfs needs one: use an empty dir.
+//
 // Thread-safety: all methods are thread-safe. Unpacking runs outside the store mutex.
 // Ownership: the store must outlive its Leases and the BlobStore must outlive the store.
 // Errors: a blob missing from the blob store is kNotFound naming its digest; a layer whose
