@@ -77,25 +77,31 @@ int mountAndCheck(const fs::path& cwd, const std::vector<std::string>& lowerdirs
 
 TEST_F(LayerStoreRootTest, WhiteoutsBecomeOverlayMarkersAndOwnersAreKept) {
   LayerRef base = makeLayer({{"keep", "k"}, {"gone", "g"}, {"dir/old", "o"}});
-  fs::path top_dir =
-      makeDir({{".wh.gone", ""}, {"dir/.wh..wh..opq", ""}, {"dir/new", "n"}, {"owned", "o"}});
-  ASSERT_EQ(lchown((top_dir / "owned").c_str(), 1234, 5678), 0);
-  LayerRef top = layerOf(top_dir);
+  fs::path mid_dir = makeDir({{"owned", "o"}, {"dir/mid", "m"}});
+  ASSERT_EQ(lchown((mid_dir / "owned").c_str(), 1234, 5678), 0);
+  LayerRef mid = layerOf(mid_dir);
+  LayerRef top = makeLayer({{".wh.gone", ""}, {"dir/.wh..wh..opq", ""}, {"dir/new", "n"}});
   auto store = openStore();
   ASSERT_TRUE(store);
-  auto lease = store->acquire({base, top});
+  auto lease = store->acquire({base, mid, top});
   ASSERT_TRUE(lease.isOk()) << lease.status().toString();
-  const fs::path& upper = lease->dirs()[1];
+  ASSERT_EQ(lease->dirs().size(), 3u);
+  // Bottom-first, each dir holding exactly its own layer.
+  EXPECT_EQ(readFile(lease->dirs()[0] / "gone"), "g");
+  EXPECT_EQ(readFile(lease->dirs()[0] / "dir" / "old"), "o");
+  EXPECT_EQ(readFile(lease->dirs()[1] / "dir" / "mid"), "m");
+  EXPECT_FALSE(fs::exists(lease->dirs()[1] / "keep"));
+  struct stat st;
+  ASSERT_EQ(lstat((lease->dirs()[1] / "owned").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 1234u);
+  EXPECT_EQ(st.st_gid, 5678u);
+  const fs::path& upper = lease->dirs()[2];
   EXPECT_TRUE(isWhiteout(upper / "gone"));
   EXPECT_FALSE(fs::exists(upper / ".wh.gone"));
   EXPECT_EQ(xattr(upper / "dir", "trusted.overlay.opaque"), "y");
+  EXPECT_EQ(xattr(lease->dirs()[1] / "dir", "trusted.overlay.opaque"), "");
   EXPECT_FALSE(fs::exists(upper / "dir" / ".wh..wh..opq"));
   EXPECT_EQ(readFile(upper / "dir" / "new"), "n");
-  struct stat st;
-  ASSERT_EQ(lstat((upper / "owned").c_str(), &st), 0);
-  EXPECT_EQ(st.st_uid, 1234u);
-  EXPECT_EQ(st.st_gid, 5678u);
-  EXPECT_EQ(readFile(lease->dirs()[0] / "gone"), "g");  // the base layer is untouched
 }
 
 // Mounts the lease's dirs as overlay lowerdirs (in a child with its own mount namespace, so
