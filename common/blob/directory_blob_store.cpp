@@ -276,8 +276,10 @@ Result<std::unique_ptr<BlobWriter>> DirectoryBlobStore::openWriter() {
   std::string tmpl = (tmp_dir_ / "put-XXXXXX").string();
   int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
   if (fd < 0 && errno == ENOENT) {
-    // Someone removed tmp/ (a cleanup job); recreate it once.
+    // tmp/ is missing (an OCI layout opened as a store, or a cleanup job removed it): create it
+    // once. The failed call may have filled in the X's, so the template is rebuilt.
     LF_RETURN_IF_ERROR(mkdirs(tmp_dir_));
+    tmpl = (tmp_dir_ / "put-XXXXXX").string();
     fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
   }
   if (fd < 0) {

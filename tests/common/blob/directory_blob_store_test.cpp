@@ -79,6 +79,19 @@ TEST(DirectoryBlobStore, PutThenGetRoundTrips) {
   EXPECT_EQ(countFiles(dir.path() / "tmp"), 0u);
 }
 
+// An OCI image layout has blobs/sha256 but no tmp/: opened without `create`, the first write
+// makes tmp/ (the retry must not reuse a template the failed call filled in).
+TEST(DirectoryBlobStore, WritesIntoALayoutWithoutTmpDir) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "blobs" / "sha256");
+  DirectoryBlobStoreOptions options;
+  options.create = false;
+  auto store = openStore(dir.path(), options);
+  auto info = store->putBytes("layout blob");
+  ASSERT_TRUE(info.isOk()) << info.status().toString();
+  EXPECT_EQ(readFile(dir.path() / "blobs" / "sha256" / info->digest.hex()), "layout blob");
+}
+
 TEST(DirectoryBlobStore, EmptyBlob) {
   TempDir dir;
   auto store = openStore(dir.path());
