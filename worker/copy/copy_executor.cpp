@@ -254,28 +254,34 @@ Result<UniqueFd> openRoot(const std::filesystem::path& path, const std::string& 
   return fd;
 }
 
-}  // namespace
-
-Result<CopyStats> copyIntoRoot(const std::filesystem::path& source_root,
-                               const std::filesystem::path& dest_root, const CopyRequest& request) {
-  DestTree dest;
-  dest.what = instructionText(request);
+// Checks of the request itself, before any file is touched.
+Status validateRequest(const CopyRequest& request, const std::string& what) {
   if (request.sources.empty() || request.destination.empty()) {
-    return invalidArgument(dest.what + ": needs at least one source and a destination");
+    return invalidArgument(what + ": needs at least one source and a destination");
   }
   auto has_nul = [](const std::string& s) { return s.find('\0') != std::string::npos; };
   if (has_nul(request.destination) || has_nul(request.working_dir) ||
       std::any_of(request.sources.begin(), request.sources.end(), has_nul)) {
-    return invalidArgument(dest.what + ": a path contains a NUL byte");
+    return invalidArgument(what + ": a path contains a NUL byte");
   }
   for (const std::string& s : request.sources) {
     if (isUrl(s)) {
       if (request.add) {
         return unimplemented("ADD " + s + ": remote sources are not supported by the worker yet");
       }
-      return invalidArgument(dest.what + ": source can't be a URL for COPY: " + s);
+      return invalidArgument(what + ": source can't be a URL for COPY: " + s);
     }
   }
+  return Status::ok();
+}
+
+}  // namespace
+
+Result<CopyStats> copyIntoRoot(const std::filesystem::path& source_root,
+                               const std::filesystem::path& dest_root, const CopyRequest& request) {
+  DestTree dest;
+  dest.what = instructionText(request);
+  LF_RETURN_IF_ERROR(validateRequest(request, dest.what));
   if (!request.chmod.empty()) {
     LF_ASSIGN_OR_RETURN(dest.chmod, parseChmod(dest.what, request.chmod));
   }

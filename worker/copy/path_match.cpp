@@ -95,6 +95,39 @@ struct ChunkMatch {
 
 constexpr ChunkMatch kBadPattern{true, false, {}};
 
+// Matches rune `r` against the class after "[" at the front of `chunk` ("^a-z]..."), consuming
+// it; `matched` tells whether r is in the class (negation applied). False for a malformed class.
+bool matchClass(std::string_view& chunk, int32_t r, bool& matched) {
+  bool negated = false;
+  if (!chunk.empty() && chunk[0] == '^') {
+    negated = true;
+    chunk.remove_prefix(1);
+  }
+  bool match = false;
+  for (int ranges = 0;; ++ranges) {
+    if (!chunk.empty() && chunk[0] == ']' && ranges > 0) {
+      chunk.remove_prefix(1);
+      break;
+    }
+    int32_t lo = 0;
+    if (!getEsc(chunk, lo)) {
+      return false;
+    }
+    int32_t hi = lo;
+    if (chunk[0] == '-') {
+      chunk.remove_prefix(1);
+      if (!getEsc(chunk, hi)) {
+        return false;
+      }
+    }
+    if (lo <= r && r <= hi) {
+      match = true;
+    }
+  }
+  matched = match != negated;
+  return true;
+}
+
 ChunkMatch matchChunk(std::string_view chunk, std::string_view s) {
   bool failed = false;
   while (!chunk.empty()) {
@@ -109,35 +142,11 @@ ChunkMatch matchChunk(std::string_view chunk, std::string_view s) {
         s.remove_prefix(n);
       }
       chunk.remove_prefix(1);
-      bool negated = false;
-      if (!chunk.empty() && chunk[0] == '^') {
-        negated = true;
-        chunk.remove_prefix(1);
+      bool in_class = false;
+      if (!matchClass(chunk, r, in_class)) {
+        return kBadPattern;
       }
-      bool match = false;
-      int ranges = 0;
-      while (true) {
-        if (!chunk.empty() && chunk[0] == ']' && ranges > 0) {
-          chunk.remove_prefix(1);
-          break;
-        }
-        int32_t lo = 0;
-        if (!getEsc(chunk, lo)) {
-          return kBadPattern;
-        }
-        int32_t hi = lo;
-        if (chunk[0] == '-') {
-          chunk.remove_prefix(1);
-          if (!getEsc(chunk, hi)) {
-            return kBadPattern;
-          }
-        }
-        if (lo <= r && r <= hi) {
-          match = true;
-        }
-        ++ranges;
-      }
-      if (match == negated) {
+      if (!in_class) {
         failed = true;
       }
       continue;
