@@ -29,7 +29,7 @@ echo "== 1. start-to-exit of true"
 echo
 echo "== 2. a RUN that touches 10,000 files"
 work=$(mktemp -d /tmp/lf-worker-bench-XXXXXX)
-trap 'rm -rf "$work"' EXIT
+trap '[[ -n ${KEEP:-} ]] || rm -rf "$work"' EXIT
 "$here/tests/data/make-busybox-rootfs.sh" "$work/rootfs" >/dev/null
 "$LAYERFARM" import "$work/rootfs" -t bench:1 --output "type=oci,dest=$work/layout" >/dev/null
 python3 - "$work" <<'PY'
@@ -63,8 +63,10 @@ for i in $(seq 0 "$RUNS"); do
   "$WORKER" exec --spec "$work/spec.json" --blobs "$work/layout" --state "$work/state" \
     >"$work/result.json" 2>"$work/log"
   ms=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["timings"].get("layerMs", "0"))' "$work/result.json")
-  upper=$(ls -d "$work"/state/layers/l/*/fs | while read -r d; do
-    [[ -d $d/data ]] && echo "$d"; done)
+  upper=
+  for d in "$work"/state/layers/l/*/fs; do
+    if [[ -d $d/data ]]; then upper=$d; fi
+  done
   count=$(find "$upper" | wc -l)
   start=$(date +%s%N)
   tar -C "$upper" -cf - . | pigz | sha256sum >/dev/null
