@@ -73,7 +73,7 @@ struct LayerStore::Impl {
   Result<bool> pinOne(const LayerRef& ref, const std::string& name);
   Result<Pinned> loadOrFetch(const LayerRef& ref, const std::string& name);
   Result<Pinned> fetch(const LayerRef& ref, const std::string& name);
-  Result<Pinned> useExisting(const std::string& name, bool fetched);
+  Result<Pinned> publishOrUseExisting(Staging& staging, LayerMeta meta, const std::string& name);
   Status adoptStaged(const LayerRef& ref, const fs::path& dir, const std::string& name);
   void rescanLocked();
   Status evict(bool only_if_over);
@@ -190,17 +190,6 @@ void LayerStore::Impl::finishFlightLocked(const std::string& name, const Status&
   cv.notify_all();
 }
 
-Result<LayerStore::Impl::Pinned> LayerStore::Impl::useExisting(const std::string& name,
-                                                               bool fetched) {
-  LF_ASSIGN_OR_RETURN(auto locked, dirs.lockShared(name));
-  if (!locked) {
-    return unavailable("layer '" + dirs.where(name) +
-                       "' was evicted by another process as it was published; retry");
-  }
-  LF_ASSIGN_OR_RETURN(auto file, dirs.readMeta(name));
-  return Pinned{std::move(file.meta), std::move(*locked), fetched};
-}
-
 // Unpacks the layer's blob into a staging dir and publishes it. Outside the mutex.
 Result<LayerStore::Impl::Pinned> LayerStore::Impl::fetch(const LayerRef& ref,
                                                          const std::string& name) {
@@ -235,12 +224,29 @@ Result<LayerStore::Impl::Pinned> LayerStore::Impl::fetch(const LayerRef& ref,
   LF_ASSIGN_OR_RETURN(uint64_t bytes, treeBytes(fs_dir));
   LayerMeta meta{ref.diff_id, ref.digest, ref.media_type, bytes};
   LF_RETURN_IF_ERROR(dirs.writeMeta(staging.get(), meta));
-  LF_ASSIGN_OR_RETURN(auto published, dirs.publish(staging.get(), name));
-  if (published) {
-    return Pinned{std::move(meta), std::move(*published), true};
+  return publishOrUseExisting(staging.get(), std::move(meta), name);
+}
+
+// Publishes a staged layer, or pins the copy another process published first (ours is then
+// deleted by the caller's guard). That copy may be evicted before we lock it; then ours goes in
+// after all, so the loop ends unless other processes keep publishing and evicting this layer.
+Result<LayerStore::Impl::Pinned> LayerStore::Impl::publishOrUseExisting(Staging& staging,
+                                                                        LayerMeta meta,
+                                                                        const std::string& name) {
+  constexpr int kAttempts = 100;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    LF_ASSIGN_OR_RETURN(auto published, dirs.publish(staging, name));
+    if (published) {
+      return Pinned{std::move(meta), std::move(*published), true};
+    }
+    LF_ASSIGN_OR_RETURN(auto locked, dirs.lockShared(name));
+    if (locked) {
+      LF_ASSIGN_OR_RETURN(auto file, dirs.readMeta(name));
+      return Pinned{std::move(file.meta), std::move(*locked), true};
+    }
   }
-  // Another process published this layer while we unpacked: use theirs (ours is deleted).
-  return useExisting(name, /*fetched=*/true);
+  return unavailable("layer '" + dirs.where(name) + "': other processes published and evicted it " +
+                     std::to_string(kAttempts) + " times while this one tried to publish it");
 }
 
 // Outside the mutex: the layer may be on disk already (another process published it since our

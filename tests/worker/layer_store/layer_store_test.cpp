@@ -197,8 +197,12 @@ TEST_F(LayerStoreTest, ConcurrentAcquiresAndEvictionsStayConsistent) {
       for (int i = 0; i < 40; ++i) {
         int x = (t + i) % kLayers, y = (t * 7 + i * 3 + 1) % kLayers;
         auto lease = store->acquire({layers[x], layers[y]});
-        if (!lease.isOk() || readFile(lease->dirs()[0] / "f") != bytesOf(kSize, 'a' + x) ||
-            readFile(lease->dirs()[1] / "f") != bytesOf(kSize, 'a' + y)) {
+        if (!lease.isOk()) {
+          ADD_FAILURE() << lease.status().toString();
+          ++failures;
+        } else if (readFile(lease->dirs()[0] / "f") != bytesOf(kSize, 'a' + x) ||
+                   readFile(lease->dirs()[1] / "f") != bytesOf(kSize, 'a' + y)) {
+          ADD_FAILURE() << "wrong contents in " << lease->dirs()[0] << " or " << lease->dirs()[1];
           ++failures;
         }
       }
