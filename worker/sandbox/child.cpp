@@ -139,7 +139,10 @@ Result<ResolvedUser> resolveSandboxUser(const std::string& spec) {
     envp.push_back(const_cast<char*>(entry.c_str()));
   }
   envp.push_back(nullptr);
-  resetSignals();
+  // Signal dispositions were reset by the monitor; the mask only matters for the exec'd program.
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
   const char* what = "";
   std::vector<gid_t> groups(user.groups.begin(), user.groups.end());
   int err = dropCapabilities(spec.cap_mask, &what);
@@ -190,7 +193,8 @@ Result<ResolvedUser> resolveSandboxUser(const std::string& spec) {
 }
 
 // Waits for the init to end without reaping it, so its pid cannot be reused while the parent
-// may still signal it; the parent lets us go (closes `sync`) once it no longer needs the pid.
+// may still signal it; the parent lets us go (a byte on `sync`, or its end closing) once it no
+// longer needs the pid.
 [[noreturn]] void superviseInit(pid_t init, const ChildFds& fds) {
   sendMessage(fds.msg_w, kMsgInitPid, StatusCode::kOk, std::to_string(init));
   siginfo_t info{};
@@ -202,12 +206,10 @@ Result<ResolvedUser> resolveSandboxUser(const std::string& spec) {
   sendMessage(fds.msg_w, kMsgInitStatus, StatusCode::kOk,
               std::to_string(info.si_code) + " " + std::to_string(info.si_status));
   char byte;
-  while (true) {
-    ssize_t n = read(fds.sync, &byte, 1);
-    if (n <= 0 && !(n < 0 && errno == EINTR)) {
-      break;
-    }
-  }
+  ssize_t n;
+  do {
+    n = read(fds.sync, &byte, 1);
+  } while (n < 0 && errno == EINTR);
   _exit(0);
 }
 

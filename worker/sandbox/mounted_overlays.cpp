@@ -1,10 +1,12 @@
 // withMountedOverlays: overlays mounted in a throw-away mount namespace for COPY/ADD.
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -127,6 +129,9 @@ Status withMountedOverlays(
     return errnoStatus(errno, "sandbox: pipe");
   }
   UniqueFd read_end(fds[0]);
+  if (fcntl(read_end.get(), F_SETFL, O_NONBLOCK) != 0) {
+    return errnoStatus(errno, "sandbox: O_NONBLOCK");
+  }
   UniqueFd write_end(fds[1]);
   const pid_t parent = getpid();
   pid_t child = fork();
@@ -139,22 +144,32 @@ Status withMountedOverlays(
   }
   write_end.reset();
   MessageReader reader;
-  char buf[4096];
-  while (true) {
-    ssize_t n = read(read_end.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
+  Message m;
+  bool have_result = false;
+  // Until the result arrives or the child is gone; not until EOF, which a concurrent fork in this
+  // process could delay by holding a copy of the write end.
+  UniqueFd child_fd(static_cast<int>(syscall(SYS_pidfd_open, child, 0)));
+  bool child_gone = false;
+  while (!have_result) {
+    pollfd pfds[2] = {{read_end.get(), POLLIN, 0},
+                      {child_gone ? -1 : child_fd.get(), POLLIN, 0}};
+    if (poll(pfds, 2, -1) < 0 && errno != EINTR) {
       break;
     }
-    reader.feed(buf, n);
+    child_gone = child_gone || pfds[1].revents != 0;
+    char buf[4096];
+    ssize_t n = read(read_end.get(), buf, sizeof buf);
+    if (n > 0) {
+      reader.feed(buf, n);
+      have_result = reader.next(&m);
+    } else if ((n == 0 || errno != EAGAIN) || child_gone) {
+      break;  // EOF or error, or nothing left from a child that has exited
+    }
   }
   int wstatus = 0;
   while (waitpid(child, &wstatus, 0) < 0 && errno == EINTR) {
   }
-  Message m;
-  if (!reader.next(&m) || m.type != kMsgResult) {
+  if (!have_result || m.type != kMsgResult) {
     return internalError("sandbox: the mount child ended without a result (wait status " +
                          std::to_string(wstatus) + ")");
   }

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <set>
@@ -195,8 +196,14 @@ Result<RootPlan> prepareRootPlan(const OverlayRoot& root, const ProcessSpec& pro
   }
 
   plan.hostname = proc.hostname.empty() ? kDefaultHostname : proc.hostname;
-  if (plan.hostname.size() > 64) {
-    return invalidArgument("sandbox: hostname \"" + plan.hostname + "\" is longer than 64 bytes");
+  bool valid_hostname = plan.hostname.size() <= 64;
+  for (char c : plan.hostname) {
+    valid_hostname = valid_hostname && (isalnum(static_cast<unsigned char>(c)) || c == '-' ||
+                                        c == '.' || c == '_');
+  }
+  if (!valid_hostname) {
+    return invalidArgument("sandbox: invalid hostname \"" + plan.hostname +
+                           "\" (at most 64 letters, digits, '-', '.', '_')");
   }
   LF_ASSIGN_OR_RETURN(plan.hosts, makeHostsFile(plan.hostname, proc.extra_hosts));
   plan.network = proc.network;

@@ -227,9 +227,15 @@ Status setUpInitMounts(const RootPlan& plan) {
                                {"proc/acpi", "proc/scsi", "proc/asound"}));
   for (const char* rel : {"proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger"}) {
     std::string path = plan.root + "/" + rel;
-    if (access(path.c_str(), F_OK) == 0) {
-      LF_RETURN_IF_ERROR(bindReadOnly(path, path, MS_NOSUID | MS_NODEV | MS_NOEXEC));
+    if (mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      if (errno == ENOENT) {
+        continue;  // not in this kernel's configuration
+      }
+      return sysError("bind", path);
     }
+    LF_RETURN_IF_ERROR(doMount(nullptr, path, nullptr,
+                               MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                               nullptr, "remount read-only"));
   }
   // pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
   // sandbox's tree (see pivot_root(2)).

@@ -217,7 +217,10 @@ void Supervisor::onMessage(const Message& m) {
     std::sscanf(m.payload.c_str(), "%d %d", &info.si_code, &info.si_status);
     init_end_ = info;
     init_exited_ = true;
-    pipes_.sync_parent.reset();  // lets the monitor exit
+    // Lets the monitor exit. A byte, not just the close: a concurrent fork elsewhere in this
+    // process may hold a copy of our end, and the monitor must not wait for it.
+    (void)send(pipes_.sync_parent.get(), "x", 1, MSG_NOSIGNAL);
+    pipes_.sync_parent.reset();
   }
 }
 

@@ -3,7 +3,9 @@
 #include "worker/sandbox/sandbox.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -290,6 +292,12 @@ TEST_F(SandboxTest, HostnameAndEtcFiles) {
   EXPECT_TRUE(listTree(root_.upper_dir).empty());
 }
 
+TEST_F(SandboxTest, InvalidHostnameIsRejected) {
+  ProcessSpec proc;
+  proc.hostname = "evil\n1.2.3.4 bank";
+  EXPECT_EQ(run({"true"}, proc).result.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(SandboxTest, WritingEtcHostsDoesNotReachTheLayer) {
   sh("echo '1.2.3.4 extra' >> /etc/hosts && grep -q extra /etc/hosts");
   EXPECT_TRUE(listTree(root_.upper_dir).empty());
@@ -389,6 +397,40 @@ TEST_F(SandboxTest, CancelFromAnotherThread) {
   EXPECT_TRUE(r.result->cancelled);
   EXPECT_FALSE(r.result->timed_out);
   EXPECT_LT(r.elapsed_ms, 5000);
+}
+
+// The worker process dies (SIGKILL) in the middle of a step: the step's processes die with it
+// (PDEATHSIG on monitor and init) and its mounts with their namespace.
+TEST_F(SandboxTest, KilledCallerLeavesNoProcessesOrMounts) {
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  pid_t worker = fork();
+  if (worker == 0) {
+    close(pipe_fds[0]);
+    ProcessSpec proc;
+    proc.argv = {"/bin/sh", "-c", "sleep 1001 & echo started; sleep 1001"};
+    auto result = runInSandbox(root_, proc, [&](OutputStream, int64_t, std::string_view line) {
+      if (line == "started") {
+        (void)!write(pipe_fds[1], "s", 1);
+      }
+    });
+    _exit(result.isOk() ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  pollfd started{pipe_fds[0], POLLIN, 0};
+  ASSERT_EQ(poll(&started, 1, 10000), 1) << "the step did not start";
+  close(pipe_fds[0]);
+  auto running = testing::runShell("pgrep -f 'sleep 100[1]' | wc -l");
+  EXPECT_EQ(running.text, "2\n");
+  ASSERT_EQ(kill(worker, SIGKILL), 0);
+  ASSERT_EQ(waitpid(worker, nullptr, 0), worker);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string left;
+  do {
+    left = testing::runShell("pgrep -f 'sleep 100[1]' || true").text;
+  } while (!left.empty() && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(left, "");
+  // TearDown checks that nothing under this test's dir is still mounted.
 }
 
 TEST_F(SandboxTest, AlreadyCancelledDoesNotStart) {
@@ -550,6 +592,42 @@ TEST_F(SandboxTest, ManyRunsInParallelThreads) {
     t.join();
   }
   EXPECT_EQ(ok.load(), 20);
+}
+
+// A COPY (withMountedOverlays) forked while a RUN is in flight inherits the RUN's descriptors
+// and keeps them while its callback runs; the RUN must still end when its command does.
+TEST_F(SandboxTest, LongCopyForkedDuringARunDoesNotHoldItUp) {
+  int release[2];
+  ASSERT_EQ(pipe(release), 0);
+  fs::path scratch = dir_ / "copy-scratch";
+  fs::create_directories(scratch);
+  std::thread copier;
+  Status copy_status;
+  auto start_copy = [&](OutputStream, int64_t, std::string_view line) {
+    if (line != "started" || copier.joinable()) {
+      return;
+    }
+    copier = std::thread([&] {
+      std::vector<MountedOverlay> overlays(1);
+      overlays[0].root.lower_dirs = {*base_dir_ / "busybox"};
+      overlays[0].read_only = true;
+      copy_status = withMountedOverlays(overlays, scratch, [&](const std::vector<fs::path>&) {
+        close(release[1]);  // the child's copy; the test holds the other
+        pollfd fd{release[0], POLLIN, 0};
+        return poll(&fd, 1, 20000) == 1 ? Status::ok() : internalError("never released");
+      });
+    });
+  };
+  Outcome r = run({"/bin/sh", "-c", "echo started; sleep 0.3"}, {}, {}, nullptr, start_copy);
+  close(release[1]);
+  if (copier.joinable()) {
+    copier.join();
+  }
+  close(release[0]);
+  ASSERT_TRUE(r.result.isOk()) << r.result.status().toString();
+  EXPECT_EQ(r.result->exit_code, 0);
+  EXPECT_LT(r.elapsed_ms, 5000);
+  EXPECT_TRUE(copy_status.isOk()) << copy_status.toString();
 }
 
 TEST_F(SandboxTest, TrueIsFast) {
