@@ -4,16 +4,20 @@
 #   2. prints the build plan of examples/hello-c (stages, steps, cache keys);
 #   3. makes a real image: a busybox root filesystem from the busybox-static package, imported
 #      with `layerfarm import`, pushed to a local registry (docker-registry on loopback), checked
-#      with skopeo, unpacked with umoci and run with runc.
-# The farm itself (coordinator, workers, `layerfarm build`) is not built yet: see README "Status".
+#      with skopeo, unpacked with umoci and run with runc;
+#   4. runs a RUN step on that image with `layerfarm-worker exec` (the worker's sandbox:
+#      namespaces, overlayfs, cgroups) and lists the layer it made.
+# The farm itself (coordinator, worker daemon, `layerfarm build`) is not built yet: see README
+# "Status".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 scripts/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build --target layerfarm
+cmake --build build --target layerfarm layerfarm-worker
 lf=$root/build/cli/layerfarm
+worker=$root/build/worker/layerfarm-worker
 
 echo
 echo "== the build plan of examples/hello-c (alpine pinned to a placeholder digest)"
@@ -67,3 +71,39 @@ p = sys.argv[1]; c = json.load(open(p)); c["process"]["terminal"] = False
 json.dump(c, open(p, "w"))
 PY
 (cd "$work/bundle" && runc run "lf-demo-$$")
+
+echo
+echo "== layerfarm-worker runs a RUN step on that image, in its sandbox"
+python3 - "$work" <<'PY'
+import json, sys
+work = sys.argv[1]
+def blob(d):
+    return json.load(open(f"{work}/layout/blobs/sha256/{d.split(':')[1]}"))
+manifest = blob(json.load(open(f"{work}/layout/index.json"))["manifests"][0]["digest"])
+config = blob(manifest["config"]["digest"])
+layer = manifest["layers"][0]
+json.dump({
+    "stepId": "demo-run",
+    "kind": "STEP_KIND_RUN",
+    "parent": {"layers": [{"blob": {"mediaType": layer["mediaType"], "digest": layer["digest"],
+                                    "size": str(layer["size"])},
+                           "diffId": config["rootfs"]["diff_ids"][0]}]},
+    "config": {"env": ["PATH=/bin"], "workingDir": "/srv"},
+    "run": {"command": ["echo \"built on $(hostname) as uid $(id -u), $(ls /proc | grep -c '^[0-9]') processes visible\" | tee greeting"],
+            "shellForm": True},
+    "limits": {"timeoutMs": "60000", "memoryBytes": "268435456", "pidsMax": "256"},
+}, open(f"{work}/step.json", "w"), indent=1)
+PY
+"$worker" exec --spec "$work/step.json" --blobs "$work/layout" --state "$work/worker" \
+  >"$work/result.json"
+python3 - "$work/result.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+t = r["timings"]
+print(f"{r['outcome']}: layer {r['layer']['blob']['digest'][:19]}... "
+      f"({r['layer']['blob']['size']} bytes), run {t.get('runMs', 0)} ms, "
+      f"layer {t.get('layerMs', 0)} ms")
+PY
+digest=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["layer"]["blob"]["digest"][7:])' "$work/result.json")
+echo "the layer holds exactly what the step changed:"
+tar -tzvf "$work/layout/blobs/sha256/$digest"
