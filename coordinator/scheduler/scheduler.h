@@ -46,7 +46,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -288,27 +287,26 @@ class Scheduler {
     uint64_t token = 0;
   };
 
-  // Internal steps, defined in scheduler.cpp / scheduler_events.cpp.
+  // Internal steps (scheduler.cpp, scheduler_events.cpp).
+  Tenant& tenantFor(const std::string& name);
   void enqueue(Job& job, bool front);
-  std::optional<std::string> popLiveEntry(Tenant& tenant, const std::string& platform);
+  void unqueue(Job& job);
   bool hasCapacity(const std::string& platform) const;
+  bool eligible(const Worker& worker, const std::string& platform) const;
   bool assignNext(Tenant& tenant, TimePoint now, std::vector<Assignment>& out);
-  Worker* pickWorker(const Job& job);
+  Worker* pickWorker(const Job& job, bool allow_avoided);
   Worker* leastLoaded(const std::string& platform, const std::vector<std::string>& avoid);
   Assignment startAttempt(Job& job, Worker& worker, TimePoint now);
-  void takeSlot(Worker& worker);
-  void releaseSlot(Worker& worker);
+  void detach(Job& job);
   void updateAvailability(Worker& worker);
-  void setLease(const std::string& job_id, TimePoint& slot, TimePoint expiry);
-  void clearLease(const std::string& job_id, TimePoint expiry);
   void setDeadline(Worker& worker, TimePoint deadline);
   JobEvent endAttempt(Job& job, std::string reason, bool count_failure, bool cancel_on_worker);
   JobEvent finishJob(Job& job, JobEvent::Kind kind, std::string reason);
+  JobEvent baseEvent(const Job& job, JobEvent::Kind kind) const;
   void eraseJob(const std::string& job_id);
   void holdLayer(Worker& worker, const std::string& diff_id);
   void dropLayer(Worker& worker, const std::string& diff_id);
   void dropZombie(const std::string& job_id);
-  JobEvent baseEvent(const Job& job, JobEvent::Kind kind) const;
 
   SchedulerOptions options_;
   uint64_t next_job_seq_ = 1;
@@ -322,7 +320,11 @@ class Scheduler {
   std::unordered_map<std::string, std::unique_ptr<Zombie>> zombies_;
 
   std::unordered_map<std::string, std::unique_ptr<Tenant>> tenants_;
-  std::list<Tenant*> ring_;  // tenants with queued jobs; the front one is served next
+  uint64_t next_tenant_seq_ = 1;
+  uint64_t next_turn_ = 1;
+  // Tenants with queued jobs by (last turn, tenant seq): the least recently served goes first,
+  // which is round-robin among busy tenants and lets a newly busy tenant in at once.
+  std::map<std::pair<uint64_t, uint64_t>, Tenant*> turns_;
   size_t ready_ = 0;
 
   std::unordered_map<std::string, std::unique_ptr<Worker>> workers_;

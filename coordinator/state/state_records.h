@@ -60,7 +60,7 @@ struct Alias {
 
 enum class BuildState { kQueued, kRunning, kSucceeded, kFailed, kCancelled };
 std::string_view buildStateName(BuildState state);  // "queued", "running", ...
-bool isFinished(BuildState state);                   // succeeded, failed or cancelled
+bool isFinished(BuildState state);                  // succeeded, failed or cancelled
 
 enum class StepState { kPending, kCached, kQueued, kRunning, kDone, kFailed, kCancelled };
 std::string_view stepStateName(StepState state);
@@ -153,7 +153,7 @@ struct HistoryEntry {
 struct ImageRecord {
   Digest manifest_digest;
   Digest config_digest;
-  std::string media_type;  // of the manifest
+  std::string media_type;               // of the manifest
   std::vector<std::string> references;  // "registry/team/app:1"; may be empty (exported only)
   std::string build_id;
   std::string platform;

@@ -65,8 +65,8 @@ BlobCheck blobCheckFor(blob::BlobStore& blobs);
 
 struct CacheStats {
   uint64_t entries = 0;
-  uint64_t total_bytes = 0;  // sum of layer sizes
-  uint64_t hits = 0;         // sum of hit counts
+  uint64_t total_bytes = 0;      // sum of layer sizes
+  uint64_t hits = 0;             // sum of hit counts
   uint64_t corrupt_entries = 0;  // skipped: records that do not decode
   struct PerKind {
     uint64_t entries = 0;
@@ -87,6 +87,7 @@ struct ListBuildsOptions {
 struct RecoveryReport {
   std::vector<BuildRecord> builds;        // queued/running at crash time, after the action
   std::vector<std::string> lost_job_ids;  // jobs that were queued/running, now kLost
+  std::vector<Status> damaged;  // kDataLoss for unfinished builds whose record does not decode
 };
 
 enum class RecoveryAction {
@@ -117,7 +118,11 @@ class StateStore {
     size_t size() const;  // operations added so far
     // Writes everything or nothing. Fails before writing when a cache entry's blob is not
     // confirmed by `check` (needed only if the batch holds cache entries) or a record is invalid.
-    // A cache entry whose key is already stored is dropped from the batch (the first wins).
+    // A cache entry whose key is already stored with the same layer is dropped from the batch
+    // (the stored one, with its hits, stays); with a different layer the commit fails with
+    // kAlreadyExists and writes nothing, because the batch's other records (a build step) name
+    // the losing layer: the caller looks the key up and builds the batch again with the stored
+    // entry. After a successful commit the batch is empty and may be reused.
     Status commit(const BlobCheck& check = nullptr);
 
    private:
@@ -170,12 +175,13 @@ class StateStore {
   // Inserts or replaces; created_unix_ms must not change between puts of one build.
   Status putBuild(const BuildRecord& build);
   Result<std::optional<BuildRecord>> getBuild(std::string_view id);
-  // Newest first (by created_unix_ms, then id descending).
+  // Newest first (by created_unix_ms; builds created in the same millisecond by id ascending).
   Result<std::vector<BuildRecord>> listBuilds(const ListBuildsOptions& options);
-  // Marks the build failed with `reason`: its queued/running steps become failed. kNotFound
-  // when absent; a finished build is left as it is (returns it unchanged).
-  Result<BuildRecord> failBuild(std::string_view id, std::string_view reason,
-                                int64_t now_unix_ms);
+  // Marks the build failed with `reason`: its queued/running steps become failed (with `reason`
+  // as their error), its pending steps cancelled. kNotFound when absent; a finished build is left
+  // as it is (and returned unchanged). A read-modify-write: the caller must not update the same
+  // build concurrently.
+  Result<BuildRecord> failBuild(std::string_view id, std::string_view reason, int64_t now_unix_ms);
 
   // --- jobs ---
   Status putJob(const JobRecord& job);
@@ -202,6 +208,10 @@ class StateStore {
   // pending under kResume (finished steps stay, and their keys are cache hits when replanned).
   // One atomic batch.
   Result<RecoveryReport> recoverRunningBuilds(RecoveryAction action, int64_t now_unix_ms);
+
+  // Compacts every column family (folds pending hit operands into their entries). For
+  // maintenance and tests; RocksDB compacts in the background on its own.
+  Status compact();
 
   const std::filesystem::path& dir() const { return options_.dir; }
 
