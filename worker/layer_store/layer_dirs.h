@@ -39,8 +39,10 @@ class LayerDirs {
   static constexpr const char* kFsDir = "fs";
   static constexpr const char* kMetaFile = "meta";
 
-  // Creates <root>, <root>/l and <root>/tmp (0700) when missing and opens them.
-  static Result<LayerDirs> open(const std::filesystem::path& root);
+  // Creates <root>, <root>/l and <root>/tmp (0700) when missing and opens them. With `sync`,
+  // publish() first flushes the filesystem (syncfs), so a layer is never visible before its data
+  // is on disk.
+  static Result<LayerDirs> open(const std::filesystem::path& root, bool sync);
 
   const std::filesystem::path& root() const { return root_; }
   const std::filesystem::path& layersDir() const { return layers_dir_; }
@@ -85,6 +87,7 @@ class LayerDirs {
  private:
   std::filesystem::path root_, layers_dir_, tmp_dir_;
   layer::UniqueFd layers_fd_, tmp_fd_;
+  bool sync_ = true;
 };
 
 }  // namespace lf::worker

@@ -121,7 +121,7 @@ Status LayerStore::Impl::loadIndex() {
 
 Result<std::unique_ptr<LayerStore>> LayerStore::open(const LayerStoreOptions& options,
                                                      blob::BlobStore& blobs) {
-  LF_ASSIGN_OR_RETURN(LayerDirs dirs, LayerDirs::open(options.root));
+  LF_ASSIGN_OR_RETURN(LayerDirs dirs, LayerDirs::open(options.root, options.sync));
   LF_RETURN_IF_ERROR(dirs.cleanStaging());
   auto impl = std::make_unique<Impl>(options, blobs, std::move(dirs));
   LF_RETURN_IF_ERROR(impl->loadIndex());

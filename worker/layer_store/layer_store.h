@@ -73,9 +73,9 @@
 // Ownership: the store must outlive its Leases and the BlobStore must outlive the store.
 // Errors: a blob missing from the blob store is kNotFound naming its digest; a layer whose
 // uncompressed tar does not hash to its diff ID (or a blob that does not hash to its digest) is
-// kDataLoss naming both digests; a failed unpack leaves nothing behind. Not crash-safe against
-// power loss: unpacked files are not fsynced (a process crash is fine). flock on NFS is not
-// relied on: the root must be on a local filesystem.
+// kDataLoss naming both digests; a failed unpack leaves nothing behind. Durability: with
+// options.sync (the default) a layer's data is on disk before it is published; LRU times
+// (mtimes) are not synced. flock on NFS is not relied on: the root must be a local filesystem.
 
 #include <cstdint>
 #include <filesystem>
@@ -112,6 +112,10 @@ struct LayerStoreOptions {
   // Device nodes in layers: skipped by default (a step must not get a host device through a
   // layer; the sandbox provides /dev).
   layer::DevicePolicy devices = layer::DevicePolicy::kSkip;
+  // Flush the filesystem (syncfs) before publishing each unpacked or adopted layer, so a power
+  // loss cannot leave a layer whose files lost their data under a valid name. Off only for
+  // scratch stores in tests.
+  bool sync = true;
 };
 
 class LayerStore {

@@ -60,6 +60,7 @@ class LayerStoreTest : public ::testing::Test {
     LayerStoreOptions options;
     options.root = root();
     options.budget_bytes = budget_bytes;
+    options.sync = sync_;
     auto store = LayerStore::open(options, *blobs_);
     EXPECT_TRUE(store.isOk()) << store.status().toString();
     return store.isOk() ? std::move(store).value() : nullptr;
@@ -80,6 +81,7 @@ class LayerStoreTest : public ::testing::Test {
   lf::testing::TempDir tmp_;
   std::unique_ptr<blob::DirectoryBlobStore> blobs_;
   int next_src_ = 0;
+  bool sync_ = false;  // scratch stores; one test turns it on
 };
 
 }  // namespace lf::worker::testing

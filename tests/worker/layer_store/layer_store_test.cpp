@@ -68,6 +68,19 @@ TEST_F(LayerStoreTest, AcquireUnpacksChainBottomFirst) {
   EXPECT_EQ(store->stats().pinned, 0u);
 }
 
+TEST_F(LayerStoreTest, SyncedStoreWorksTheSame) {
+  sync_ = true;
+  LayerRef a = makeLayer({{"f", "synced"}});
+  auto store = openStore();
+  ASSERT_TRUE(store);
+  auto lease = store->acquire({a});
+  ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+  EXPECT_EQ(readFile(lease->dirs()[0] / "f"), "synced");
+  fs::path upper = makeDir({{"g", "adopted"}});
+  ASSERT_TRUE(store->adopt(layerOf(upper), upper).isOk());
+  EXPECT_EQ(store->stats().layers, 2u);
+}
+
 TEST_F(LayerStoreTest, SecondAcquireHitsWithoutTheBlobStore) {
   LayerRef l1 = makeLayer({{"a", "1"}});
   LayerRef l2 = makeLayer({{"b", "2"}});
@@ -513,6 +526,7 @@ TEST_F(LayerStoreTest, UnpackRacingAnotherProcessUsesThePublishedCopy) {
   HookedBlobStore hooked(*blobs_);
   LayerStoreOptions options;
   options.root = root();
+  options.sync = false;
   auto slow = LayerStore::open(options, hooked);
   auto fast = openStore();
   ASSERT_TRUE(slow.isOk() && fast);
@@ -546,6 +560,7 @@ TEST_F(LayerStoreTest, AProcessKilledMidUnpackLeavesOnlyWhatOpenCleans) {
     dying.die_after_bytes = 250000;
     LayerStoreOptions options;
     options.root = root();
+    options.sync = false;
     auto store = LayerStore::open(options, dying);
     if (!store.isOk()) {
       _exit(2);
@@ -655,6 +670,7 @@ TEST_F(LayerStoreTest, AnotherProcessCannotEvictALeasedLayer) {
     close(to_parent[0]);
     LayerStoreOptions options;
     options.root = root();
+    options.sync = false;
     auto store = LayerStore::open(options, *blobs_);
     if (!store.isOk()) {
       _exit(2);
