@@ -57,12 +57,13 @@ Status mountOne(const PreparedOverlay& o) {
     }
     return Status::ok();
   }
-  return mountOverlay(o.lowers_top_first, o.read_only ? "" : o.upper,
-                      o.read_only ? "" : o.work, o.target);
+  return mountOverlay(o.lowers_top_first, o.read_only ? "" : o.upper, o.read_only ? "" : o.work,
+                      o.target);
 }
 
-[[noreturn]] void mountChild(const std::vector<PreparedOverlay>& overlays, pid_t parent, int out,
-                             const std::function<Status(const std::vector<std::filesystem::path>&)>& fn) {
+[[noreturn]] void mountChild(
+    const std::vector<PreparedOverlay>& overlays, pid_t parent, int out,
+    const std::function<Status(const std::vector<std::filesystem::path>&)>& fn) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) {
     _exit(1);
@@ -90,8 +91,7 @@ Status mountOne(const PreparedOverlay& o) {
 Result<std::vector<PreparedOverlay>> prepare(const std::vector<MountedOverlay>& overlays,
                                              const std::filesystem::path& scratch_dir) {
   if (!scratch_dir.is_absolute()) {
-    return invalidArgument("sandbox: scratch dir \"" + scratch_dir.string() +
-                           "\" is not absolute");
+    return invalidArgument("sandbox: scratch dir \"" + scratch_dir.string() + "\" is not absolute");
   }
   std::vector<PreparedOverlay> out;
   for (size_t i = 0; i < overlays.size(); ++i) {
@@ -151,8 +151,7 @@ Status withMountedOverlays(
   UniqueFd child_fd(static_cast<int>(syscall(SYS_pidfd_open, child, 0)));
   bool child_gone = false;
   while (!have_result) {
-    pollfd pfds[2] = {{read_end.get(), POLLIN, 0},
-                      {child_gone ? -1 : child_fd.get(), POLLIN, 0}};
+    pollfd pfds[2] = {{read_end.get(), POLLIN, 0}, {child_gone ? -1 : child_fd.get(), POLLIN, 0}};
     if (poll(pfds, 2, -1) < 0 && errno != EINTR) {
       break;
     }

@@ -124,6 +124,12 @@ Status checkEmptyDir(const std::string& path, std::string_view what) {
   return Status::ok();
 }
 
+// "a/b" is the same as or below "a"; both relative and normalised.
+bool isSameOrBelow(const std::string& path, std::string_view dir) {
+  return path.compare(0, dir.size(), dir) == 0 &&
+         (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
 Result<std::vector<PreparedMount>> prepareMounts(const std::vector<MountSpec>& specs) {
   std::vector<PreparedMount> out;
   for (const MountSpec& spec : specs) {
@@ -132,10 +138,21 @@ Result<std::vector<PreparedMount>> prepareMounts(const std::vector<MountSpec>& s
     m.readonly = spec.readonly;
     LF_ASSIGN_OR_RETURN(m.target_rel, relativeTarget(spec.target, "mount target"));
     const std::string& rel = m.target_rel;
-    for (const char* reserved : {"proc", "sys", "dev"}) {
-      size_t n = strlen(reserved);
-      if (rel.empty() || (rel.compare(0, n, reserved) == 0 && (rel.size() == n || rel[n] == '/'))) {
+    if (rel.empty()) {
+      return invalidArgument("mount target \"" + spec.target + "\" is the root");
+    }
+    for (const char* reserved :
+         {"proc", "sys", "dev", "etc/hosts", "etc/resolv.conf", "etc/hostname"}) {
+      if (isSameOrBelow(rel, reserved)) {
         return invalidArgument("mount target \"" + spec.target + "\" is reserved by the sandbox");
+      }
+    }
+    // A target inside another mount would have to be created in that mount (a host directory
+    // for cache mounts): not supported.
+    for (const PreparedMount& other : out) {
+      if (isSameOrBelow(rel, other.target_rel) || isSameOrBelow(other.target_rel, rel)) {
+        return invalidArgument("mount targets \"" + spec.target + "\" and \"/" + other.target_rel +
+                               "\" overlap");
       }
     }
     if (spec.type == MountSpec::kBind) {
@@ -198,8 +215,8 @@ Result<RootPlan> prepareRootPlan(const OverlayRoot& root, const ProcessSpec& pro
   plan.hostname = proc.hostname.empty() ? kDefaultHostname : proc.hostname;
   bool valid_hostname = plan.hostname.size() <= 64;
   for (char c : plan.hostname) {
-    valid_hostname = valid_hostname && (isalnum(static_cast<unsigned char>(c)) || c == '-' ||
-                                        c == '.' || c == '_');
+    valid_hostname = valid_hostname &&
+                     (isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_');
   }
   if (!valid_hostname) {
     return invalidArgument("sandbox: invalid hostname \"" + plan.hostname +

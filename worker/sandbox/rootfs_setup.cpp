@@ -7,8 +7,8 @@
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -29,8 +29,8 @@ Status sysError(std::string_view what, const std::string& path) {
   return errnoStatus(errno, "sandbox: " + std::string(what) + " " + path);
 }
 
-Status doMount(const char* source, const std::string& target, const char* type,
-               unsigned long flags, const char* data, std::string_view what) {
+Status doMount(const char* source, const std::string& target, const char* type, unsigned long flags,
+               const char* data, std::string_view what) {
   if (mount(source, target.c_str(), type, flags, data) != 0) {
     return sysError(what, target);
   }
@@ -48,8 +48,8 @@ Status writeFile(const std::string& path, const std::string& content, mode_t mod
   if (!fd) {
     return sysError("create", path);
   }
-  if (!content.empty() && write(fd.get(), content.data(), content.size()) !=
-                              static_cast<ssize_t>(content.size())) {
+  if (!content.empty() &&
+      write(fd.get(), content.data(), content.size()) != static_cast<ssize_t>(content.size())) {
     return sysError("write", path);
   }
   return Status::ok();
@@ -102,8 +102,8 @@ struct DeviceNode {
   unsigned major;
   unsigned minor;
 };
-constexpr DeviceNode kDevices[] = {{"null", 1, 3},    {"zero", 1, 5},    {"full", 1, 7},
-                                   {"random", 1, 8},  {"urandom", 1, 9}, {"tty", 5, 0}};
+constexpr DeviceNode kDevices[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
+                                   {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 
 // Docker's /dev: a small tmpfs with the usual nodes, a private devpts, /dev/shm and mqueue.
 Status mountDev(const std::string& root) {

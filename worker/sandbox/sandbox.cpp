@@ -95,8 +95,7 @@ class LineSink {
 };
 
 struct Pipes {
-  UniqueFd msg_r, msg_w, exec_r, exec_w, out_r, out_w, err_r, err_w, sync_parent, sync_child,
-      null;
+  UniqueFd msg_r, msg_w, exec_r, exec_w, out_r, out_w, err_r, err_w, sync_parent, sync_child, null;
 };
 
 Status makePipes(Pipes* p) {
@@ -294,13 +293,11 @@ Status Supervisor::abandon(Status status) {
 Result<RunResult> Supervisor::run() {
   while (!done()) {
     pollfd fds[kSlots];
-    const int fd_of[kSlots] = {out_eof_ ? -1 : pipes_.out_r.get(),
-                               err_eof_ ? -1 : pipes_.err_r.get(),
-                               msg_eof_ ? -1 : pipes_.msg_r.get(),
-                               exec_eof_ ? -1 : pipes_.exec_r.get(),
-                               (cancel_ && !killed_) ? cancel_->fd() : -1,
-                               init_exited_ ? -1 : init_pidfd_.get(),
-                               monitor_exited_ ? -1 : monitor_pidfd_.get()};
+    const int fd_of[kSlots] = {
+        out_eof_ ? -1 : pipes_.out_r.get(),         err_eof_ ? -1 : pipes_.err_r.get(),
+        msg_eof_ ? -1 : pipes_.msg_r.get(),         exec_eof_ ? -1 : pipes_.exec_r.get(),
+        (cancel_ && !killed_) ? cancel_->fd() : -1, init_exited_ ? -1 : init_pidfd_.get(),
+        monitor_exited_ ? -1 : monitor_pidfd_.get()};
     for (int i = 0; i < kSlots; ++i) {
       fds[i] = {fd_of[i], POLLIN, 0};  // negative fds are ignored by poll
     }
@@ -436,8 +433,8 @@ Result<RunResult> runInSandbox(const OverlayRoot& root, const ProcessSpec& proc,
     monitorMain(spec, ChildFds{pipes.msg_w.get(), pipes.exec_w.get(), pipes.sync_child.get(),
                                pipes.null.get(), pipes.out_w.get(), pipes.err_w.get()});
   }
-  for (UniqueFd* fd : {&pipes.msg_w, &pipes.exec_w, &pipes.sync_child, &pipes.null,
-                       &pipes.out_w, &pipes.err_w}) {
+  for (UniqueFd* fd :
+       {&pipes.msg_w, &pipes.exec_w, &pipes.sync_child, &pipes.null, &pipes.out_w, &pipes.err_w}) {
     fd->reset();
   }
   if (hooks.before_start) {

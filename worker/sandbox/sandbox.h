@@ -17,7 +17,9 @@
 // working directory if it had to be created, as Docker does).
 //
 // Thread-safety: runInSandbox and withMountedOverlays may be called concurrently from any threads
-// of a multi-threaded process (they use fork(); the children close every inherited descriptor).
+// of a multi-threaded process. They use fork() (glibc keeps malloc usable in the child); the
+// sandbox's monitor closes every inherited descriptor at once, and no wait depends on a pipe's EOF
+// (a concurrent fork elsewhere may hold copies), only on messages and pidfds.
 // Needs root (real CAP_SYS_ADMIN) and Linux >= 5.3 (pidfd_open); the new mount API is used when
 // present (>= 6.8 for overlay "lowerdir+") so long layer chains are not limited by a page.
 //
@@ -66,7 +68,11 @@ struct MountSpec {
   enum Type { kTmpfs, kBind };
   Type type = kTmpfs;
   std::filesystem::path source;  // kBind: a directory on the host
-  std::string target;            // absolute path inside the sandbox, no ".." components
+  // Absolute path inside the sandbox, no ".." components; not under /proc, /sys, /dev or on the
+  // /etc files the sandbox provides, and not inside another mount's target. Created (in the
+  // skeleton layer, so not in the upper dir) when missing. Its components must be directories in
+  // the image: a symlink there is shadowed by a directory for the run.
+  std::string target;
   bool readonly = false;
   int64_t size_bytes = 0;  // kTmpfs: size limit; 0 = the kernel's default (half of RAM)
 };
@@ -159,6 +165,9 @@ struct MountedOverlay {
 // (carried back to the caller through a pipe). Nothing stays mounted after it returns: the
 // mounts die with the child's namespace. fn runs in the child: it must not touch state of the
 // caller's process that other threads hold locks on (logging, pools); plain file work is fine.
+// The child keeps the caller's descriptors (fn may use them). There is no timeout: fn must end.
+// Read-write roots are mounted like runInSandbox's (plain upper dir); a read-write root without
+// lower dirs is the upper dir itself, bind-mounted.
 Status withMountedOverlays(
     const std::vector<MountedOverlay>& overlays, const std::filesystem::path& scratch_dir,
     const std::function<Status(const std::vector<std::filesystem::path>&)>& fn);

@@ -4,6 +4,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <seccomp.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -13,7 +14,6 @@
 #include <cerrno>
 #include <cstddef>
 #include <mutex>
-#include <sched.h>
 #include <string>
 
 #include "common/layer/unique_fd.h"
@@ -26,9 +26,10 @@ using layer::UniqueFd;
 // Docker's default set: CHOWN DAC_OVERRIDE FSETID FOWNER MKNOD NET_RAW SETGID SETUID SETFCAP
 // SETPCAP NET_BIND_SERVICE SYS_CHROOT KILL AUDIT_WRITE.
 constexpr int kDefaultCaps[] = {
-    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,     CAP_MKNOD,
-    CAP_NET_RAW, CAP_SETGID,       CAP_SETUID,           CAP_SETFCAP,    CAP_SETPCAP,
-    CAP_NET_BIND_SERVICE,          CAP_SYS_CHROOT,       CAP_KILL,       CAP_AUDIT_WRITE,
+    CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FSETID,           CAP_FOWNER,
+    CAP_MKNOD,   CAP_NET_RAW,      CAP_SETGID,           CAP_SETUID,
+    CAP_SETFCAP, CAP_SETPCAP,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_KILL,    CAP_AUDIT_WRITE,
 };
 
 // Syscalls the profile answers with EPERM, as Docker's default profile does for a container
@@ -156,8 +157,8 @@ std::vector<sock_filter> personalityPrefix(size_t* count) {
   p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_personality, 0, jumpTo(3, next)));
   p.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, kArg0Low));
   for (size_t i = 0; i < kValues; ++i) {
-    p.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAllowedPersonalities[i],
-                         jumpTo(5 + i, allow), 0));
+    p.push_back(
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAllowedPersonalities[i], jumpTo(5 + i, allow), 0));
   }
   p.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)));
   p.push_back(BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));

@@ -22,8 +22,8 @@ TEST(HostsFileTest, LocalhostHostnameAndExtraHosts) {
 }
 
 TEST(HostsFileTest, MalformedExtraHostsAreRejected) {
-  for (const char* bad : {"nocolon", ":1.2.3.4", "db:", "db:999.1.1.1", "bad name:1.2.3.4",
-                          "db:1.2.3.4\nevil"}) {
+  for (const char* bad :
+       {"nocolon", ":1.2.3.4", "db:", "db:999.1.1.1", "bad name:1.2.3.4", "db:1.2.3.4\nevil"}) {
     auto hosts = makeHostsFile("box", {bad});
     EXPECT_FALSE(hosts.isOk()) << bad;
     EXPECT_EQ(hosts.status().code(), StatusCode::kInvalidArgument) << bad;

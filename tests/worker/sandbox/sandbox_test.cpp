@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -86,13 +86,12 @@ class SandboxTest : public ::testing::Test {
   void TearDown() override {
     if (::geteuid() == 0) {
       // Nothing of this test may stay mounted on the host.
-      EXPECT_EQ(hostMountInfo().find(dir_.path().string()), std::string::npos)
-          << hostMountInfo();
+      EXPECT_EQ(hostMountInfo().find(dir_.path().string()), std::string::npos) << hostMountInfo();
     }
   }
 
   Outcome run(std::vector<std::string> argv, ProcessSpec proc = {}, const Hooks& hooks = {},
-          Canceller* cancel = nullptr, const OutputCallback& extra = nullptr) {
+              Canceller* cancel = nullptr, const OutputCallback& extra = nullptr) {
     proc.argv = std::move(argv);
     Outcome r;
     auto start = std::chrono::steady_clock::now();
@@ -119,8 +118,7 @@ class SandboxTest : public ::testing::Test {
     EXPECT_TRUE(r.result.isOk()) << r.result.status().toString();
     if (r.result.isOk()) {
       EXPECT_TRUE(r.result->exited) << script;
-      EXPECT_EQ(r.result->exit_code, 0) << script << "\nstdout:\n" << r.out << "stderr:\n"
-                                        << r.err;
+      EXPECT_EQ(r.result->exit_code, 0) << script << "\nstdout:\n" << r.out << "stderr:\n" << r.err;
     }
     return r;
   }
@@ -494,17 +492,17 @@ TEST_F(SandboxTest, PersonalityIsRestricted) {
 }
 
 TEST_F(SandboxTest, ProcAndSysAreProtected) {
-  Outcome r = sh(
-      "echo 1 > /proc/sysrq-trigger 2>/dev/null; echo sysrq=$?; "
-      "touch /sys/x 2>/dev/null; echo sys=$?; cat /proc/kcore | wc -c");
+  Outcome r =
+      sh("echo 1 > /proc/sysrq-trigger 2>/dev/null; echo sysrq=$?; "
+         "touch /sys/x 2>/dev/null; echo sys=$?; cat /proc/kcore | wc -c");
   EXPECT_EQ(r.out, "sysrq=1\nsys=1\n0\n");
 }
 
 TEST_F(SandboxTest, DevHasTheUsualNodes) {
-  Outcome r = sh(
-      "ls /dev | tr '\\n' ' '; head -c 4 /dev/zero | wc -c; echo x > /dev/null; "
-      "test -c /dev/urandom && test -L /dev/ptmx && test -d /dev/pts && test -d /dev/shm && "
-      "echo ok");
+  Outcome r =
+      sh("ls /dev | tr '\\n' ' '; head -c 4 /dev/zero | wc -c; echo x > /dev/null; "
+         "test -c /dev/urandom && test -L /dev/ptmx && test -d /dev/pts && test -d /dev/shm && "
+         "echo ok");
   EXPECT_EQ(r.out,
             "fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero 4\nok\n");
 }
@@ -526,8 +524,16 @@ TEST_F(SandboxTest, MountTargetsAreValidated) {
   EXPECT_EQ(run({"true"}, proc).result.status().code(), StatusCode::kInvalidArgument);
   proc.mounts = {{MountSpec::kTmpfs, "", "/a/../b", false, 0}};
   EXPECT_EQ(run({"true"}, proc).result.status().code(), StatusCode::kInvalidArgument);
-  proc.mounts = {{MountSpec::kTmpfs, "", "/proc/x", false, 0}};
+  for (const char* reserved : {"/proc/x", "/", "/dev", "/etc/hosts"}) {
+    proc.mounts = {{MountSpec::kTmpfs, "", reserved, false, 0}};
+    EXPECT_EQ(run({"true"}, proc).result.status().code(), StatusCode::kInvalidArgument) << reserved;
+  }
+  proc.mounts = {{MountSpec::kTmpfs, "", "/cache", false, 0},
+                 {MountSpec::kTmpfs, "", "/cache/sub", false, 0}};
   EXPECT_EQ(run({"true"}, proc).result.status().code(), StatusCode::kInvalidArgument);
+  proc.mounts = {{MountSpec::kTmpfs, "", "/devices", false, 0},
+                 {MountSpec::kTmpfs, "", "/cache2", false, 0}};
+  EXPECT_TRUE(run({"true"}, proc).result.isOk());
 }
 
 TEST_F(SandboxTest, BeforeStartHookSeesTheMonitorAndCanAbort) {
@@ -579,9 +585,8 @@ TEST_F(SandboxTest, ManyRunsInParallelThreads) {
         ProcessSpec proc;
         proc.argv = {"/bin/sh", "-c", "echo " + std::to_string(t)};
         std::string out;
-        auto result = runInSandbox(root, proc, [&](OutputStream, int64_t, std::string_view l) {
-          out += l;
-        });
+        auto result =
+            runInSandbox(root, proc, [&](OutputStream, int64_t, std::string_view l) { out += l; });
         if (result.isOk() && result->exit_code == 0 && out == std::to_string(t)) {
           ++ok;
         }
@@ -645,9 +650,9 @@ TEST_F(SandboxTest, TrueIsFast) {
     ASSERT_TRUE(r.result.isOk()) << r.result.status().toString();
     ASSERT_EQ(r.result->exit_code, 0);
   }
-  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                  .count() /
-              kRuns;
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() /
+      kRuns;
   std::cout << "true in a 3-layer root: " << ms << " ms per run\n";
   EXPECT_LT(ms, 500);
 }
@@ -666,8 +671,8 @@ TEST_F(MountedOverlaysTest, ReadWriteAndReadOnlyRootsAreMountedAndCleanedUp) {
   overlays[1].read_only = true;
   overlays[2].root.lower_dirs = {top};
   overlays[2].read_only = true;
-  Status status = withMountedOverlays(
-      overlays, scratch, [&](const std::vector<fs::path>& paths) -> Status {
+  Status status =
+      withMountedOverlays(overlays, scratch, [&](const std::vector<fs::path>& paths) -> Status {
         if (paths.size() != 3) {
           return internalError("want 3 paths");
         }
@@ -678,7 +683,8 @@ TEST_F(MountedOverlaysTest, ReadWriteAndReadOnlyRootsAreMountedAndCleanedUp) {
         if (!testing::writeFile(paths[0] / "copied", "data")) {
           return internalError("cannot write to the read-write root");
         }
-        if (testing::writeFile(paths[1] / "nope", "x") || testing::writeFile(paths[2] / "nope", "x")) {
+        if (testing::writeFile(paths[1] / "nope", "x") ||
+            testing::writeFile(paths[2] / "nope", "x")) {
           return internalError("a read-only root was writable");
         }
         return Status::ok();
