@@ -156,23 +156,28 @@ Status LayerDirs::removeStaging(Staging& staging) const {
 
 Status LayerDirs::cleanStaging() const {
   LF_ASSIGN_OR_RETURN(auto names, layer::listDirectory(tmp_fd_.get(), tmp_dir_.string()));
+  Status first;  // go on past a failure: one stuck entry must not keep the others
   for (const std::string& name : names) {
     std::string where = (tmp_dir_ / name).string();
-    LF_ASSIGN_OR_RETURN(Locked locked, lockAt(tmp_fd_.get(), name, LOCK_EX | LOCK_NB, where));
-    if (locked.outcome == Lock::kNotDir) {
+    auto locked = lockAt(tmp_fd_.get(), name, LOCK_EX | LOCK_NB, where);
+    Status status = locked.status();
+    if (locked.isOk() && locked->outcome == Lock::kNotDir) {
       // The store only ever creates directories here.
       if (unlinkat(tmp_fd_.get(), name.c_str(), 0) != 0 && errno != ENOENT) {
-        return errnoStatus(errno, "remove '" + where + "'");
+        status = errnoStatus(errno, "remove '" + where + "'");
       }
-    } else if (locked.outcome == Lock::kLocked) {
+    } else if (locked.isOk() && locked->outcome == Lock::kLocked) {
       // Holding the exclusive lock: nobody owns it, and nobody can claim it while we delete.
-      Status removed = layer::removeAllAt(tmp_fd_.get(), name);
-      if (!removed.isOk()) {
-        return removed.withContext("clean leftovers in '" + tmp_dir_.string() + "'");
+      status = layer::removeAllAt(tmp_fd_.get(), name);
+      if (!status.isOk()) {
+        status = status.withContext("clean leftovers in '" + tmp_dir_.string() + "'");
       }
     }
+    if (first.isOk() && !status.isOk()) {
+      first = status;
+    }
   }
-  return Status::ok();
+  return first;
 }
 
 Result<std::optional<UniqueFd>> LayerDirs::publish(Staging& staging,

@@ -98,12 +98,20 @@ struct LayerStore::Impl {
 
 std::string LayerStore::layerName(const Digest& diff_id) { return diff_id.hex().substr(0, 32); }
 
-// Indexes every layer with sound metadata; moves out and deletes the others (unless another
-// process holds them, which it cannot do for long: it would fail on their metadata too).
+// Indexes every layer with sound metadata; moves out and deletes the ones whose metadata is
+// missing or corrupt (unless another process holds them, which it cannot do for long: it would
+// fail on their metadata too). Other failures only skip a layer: a transient error must not cost
+// a good layer, and a worker must start despite a dir it cannot delete.
 Status LayerStore::Impl::loadIndex() {
   LF_ASSIGN_OR_RETURN(auto names, dirs.listLayers());
   for (const std::string& name : names) {
     auto file = dirs.readMeta(name);
+    if (!file.isOk() && file.status().code() != StatusCode::kNotFound &&
+        file.status().code() != StatusCode::kDataLoss) {
+      spdlog::warn("layer store skips a layer it cannot read layer={} error={}", dirs.where(name),
+                   file.status().toString());
+      continue;
+    }
     if (file.isOk() && layerName(file->meta.diff_id) == name && dirs.hasFsDir(name)) {
       std::lock_guard lock(mu);
       insertLocked(name, std::move(file->meta), file->mtime_ns);
@@ -111,9 +119,13 @@ Status LayerStore::Impl::loadIndex() {
       continue;
     }
     Staging trash;
-    LF_ASSIGN_OR_RETURN(auto moved, dirs.moveOut(name, &trash));
-    if (moved == LayerDirs::MoveOutResult::kMoved) {
-      LF_RETURN_IF_ERROR(dirs.removeStaging(trash));
+    auto moved = dirs.moveOut(name, &trash);
+    Status removed = !moved.isOk()                                ? moved.status()
+                     : *moved == LayerDirs::MoveOutResult::kMoved ? dirs.removeStaging(trash)
+                                                                  : Status::ok();
+    if (!removed.isOk()) {
+      spdlog::warn("layer store cannot delete a broken layer layer={} error={}", dirs.where(name),
+                   removed.toString());
     }
   }
   return Status::ok();
@@ -122,11 +134,20 @@ Status LayerStore::Impl::loadIndex() {
 Result<std::unique_ptr<LayerStore>> LayerStore::open(const LayerStoreOptions& options,
                                                      blob::BlobStore& blobs) {
   LF_ASSIGN_OR_RETURN(LayerDirs dirs, LayerDirs::open(options.root, options.sync));
-  LF_RETURN_IF_ERROR(dirs.cleanStaging());
+  // Leftovers and eviction failures cost disk space, not correctness: warn and go on.
+  Status cleaned = dirs.cleanStaging();
+  if (!cleaned.isOk()) {
+    spdlog::warn("layer store cannot clean leftovers root={} error={}", dirs.root().string(),
+                 cleaned.toString());
+  }
   auto impl = std::make_unique<Impl>(options, blobs, std::move(dirs));
   LF_RETURN_IF_ERROR(impl->loadIndex());
   std::unique_ptr<LayerStore> store(new LayerStore(std::move(impl)));
-  LF_RETURN_IF_ERROR(store->impl_->evict(/*only_if_over=*/false));
+  Status evicted = store->impl_->evict(/*only_if_over=*/false);
+  if (!evicted.isOk()) {
+    spdlog::warn("layer store eviction failed root={} error={}", store->impl_->dirs.root().string(),
+                 evicted.toString());
+  }
   return store;
 }
 

@@ -3,7 +3,9 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fs.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -173,6 +175,38 @@ TEST_F(LayerStoreRootTest, AdoptsAnOverlayUpperDir) {
   ASSERT_TRUE(again.isOk()) << again.status().toString();
   EXPECT_TRUE(isWhiteout(again->dirs()[0] / "gone"));
   EXPECT_EQ(xattr(again->dirs()[0] / "dir", "trusted.overlay.opaque"), "y");
+}
+
+// Sets or clears the immutable flag (chattr +i); false where the filesystem has no such flag.
+bool setImmutable(const fs::path& path, bool on) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return false;
+  }
+  int flags = 0;
+  bool ok = ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  flags = on ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+  ok = ok && ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  close(fd);
+  return ok;
+}
+
+TEST_F(LayerStoreRootTest, OpenGoesOnPastALeftoverItCannotDelete) {
+  fs::path stuck = root() / "tmp" / "unpack-stuck1" / "fs" / "f";
+  ASSERT_TRUE(lf::testing::writeFile(stuck, "x"));
+  ASSERT_TRUE(lf::testing::writeFile(root() / "tmp" / "unpack-dead01" / "fs" / "f", "x"));
+  if (!setImmutable(stuck, true)) {
+    GTEST_SKIP() << "no immutable flag on this filesystem";
+  }
+  LayerRef a = makeLayer({{"f", "a"}});
+  auto store = openStore();
+  EXPECT_TRUE(store);
+  EXPECT_TRUE(fs::exists(stuck));
+  EXPECT_FALSE(fs::exists(root() / "tmp" / "unpack-dead01"));
+  if (store) {
+    EXPECT_TRUE(store->acquire({a}).isOk());
+  }
+  ASSERT_TRUE(setImmutable(stuck, false));  // so that the temp dir can go
 }
 
 }  // namespace
