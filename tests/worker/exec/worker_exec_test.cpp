@@ -299,6 +299,28 @@ TEST_F(WorkerExecTest, UserAndWorkdirComeFromTheImage) {
   EXPECT_EQ(layerEntries(outcome.result.layer()), (std::set<std::string>{"srv", "srv/new"}));
 }
 
+TEST_F(WorkerExecTest, CacheAndTmpfsMountsPersistOrVanishAndStayOutOfTheLayer) {
+  auto withMounts = [&](const std::string& command) {
+    auto spec = runSpec(command);
+    auto* cache = spec.mutable_run()->add_mounts();
+    cache->set_type(v1::RunMount::TYPE_CACHE);
+    cache->set_target("/root/.cache");
+    cache->set_id("exec-test-cache");
+    auto* tmp = spec.mutable_run()->add_mounts();
+    tmp->set_type(v1::RunMount::TYPE_TMPFS);
+    tmp->set_target("/scratch");
+    return exec(spec);
+  };
+  auto first = withMounts("echo kept > /root/.cache/entry && echo gone > /scratch/x && "
+                          "echo out > /made");
+  ASSERT_EQ(first.result.outcome(), v1::STEP_OUTCOME_SUCCEEDED) << first.result.error();
+  EXPECT_EQ(layerEntries(first.result.layer()), (std::set<std::string>{"made"}));
+  auto second = withMounts("cat /root/.cache/entry; ls /scratch | wc -l");
+  ASSERT_EQ(second.result.outcome(), v1::STEP_OUTCOME_SUCCEEDED) << second.result.error();
+  EXPECT_NE(second.log.find("kept\n0\n"), std::string::npos) << second.log;
+  EXPECT_TRUE(second.result.empty_layer());
+}
+
 TEST_F(WorkerExecTest, HostNetworkIsRefusedUnlessAllowed) {
   auto spec = runSpec("true");
   spec.mutable_run()->set_network(v1::NETWORK_MODE_HOST);
