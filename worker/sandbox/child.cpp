@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -192,6 +193,38 @@ Result<ResolvedUser> resolveSandboxUser(const std::string& spec) {
   execCommand(spec, *user, fds.exec_w);
 }
 
+struct InitArgs {
+  const LaunchSpec* spec;
+  const ChildFds* fds;
+  int alive[2];
+};
+
+int initTrampoline(void* arg) {
+  auto* args = static_cast<InitArgs*>(arg);
+  close(args->alive[1]);
+  initMain(*args->spec, *args->fds, args->alive[0]);
+}
+
+// Starts the init with vfork semantics (CLONE_VM | CLONE_VFORK) on a stack of its own: no copy of
+// the page tables of the worker's (possibly large) address space, which fork() would make. The
+// monitor sleeps until the init execs or exits, so the two never run on the shared memory at the
+// same time, which is what makes malloc in the init safe (as in a function call).
+pid_t startInit(const LaunchSpec& spec, const ChildFds& fds, const int alive[2]) {
+  constexpr size_t kStackBytes = 1 << 20;
+  void* stack = mmap(nullptr, kStackBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (stack == MAP_FAILED) {
+    return -1;
+  }
+  InitArgs args{&spec, &fds, {alive[0], alive[1]}};
+  pid_t pid = clone(initTrampoline, static_cast<char*>(stack) + kStackBytes,
+                    CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+  int err = errno;
+  munmap(stack, kStackBytes);  // the init has exec'd or exited by now
+  errno = err;
+  return pid;
+}
+
 // Waits for the init to end without reaping it, so its pid cannot be reused while the parent
 // may still signal it; the parent lets us go (a byte on `sync`, or its end closing) once it no
 // longer needs the pid.
@@ -303,13 +336,9 @@ void monitorMain(const LaunchSpec& spec, ChildFds fds) {
   if (pipe2(alive, O_CLOEXEC) != 0) {
     failErrno(fds.msg_w, errno, "pipe");
   }
-  pid_t init = fork();
-  if (init == 0) {
-    close(alive[1]);
-    initMain(spec, fds, alive[0]);
-  }
+  pid_t init = startInit(spec, fds, alive);
   if (init < 0) {
-    failErrno(fds.msg_w, errno, "fork the sandbox init");
+    failErrno(fds.msg_w, errno, "clone the sandbox init");
   }
   close(alive[0]);
   close(fds.exec_w);
