@@ -3,6 +3,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <map>
+#include <set>
 
 #include "coordinator/state/record_codec.h"
 #include "coordinator/state/rocks_status.h"
@@ -248,7 +249,16 @@ Status StateStore::Batch::commit(const BlobCheck& check) {
     LF_RETURN_IF_ERROR(check(entry.layer).withContext(ctx));
   }
   Handles& h = *b.store->handles_;
-  std::lock_guard<std::mutex> lock(h.cache_put_mu);
+  // The stripes of every key in the batch, locked in index order so two batches cannot
+  // deadlock.
+  std::set<size_t> stripes;
+  for (const CacheEntry& entry : b.cache_entries) {
+    stripes.insert(std::hash<Digest>()(entry.key) % Handles::kCachePutStripes);
+  }
+  std::vector<std::unique_lock<std::mutex>> locks;
+  for (size_t stripe : stripes) {
+    locks.emplace_back(h.cache_put_mu[stripe]);
+  }
   // The cache puts go into a copy, so a failed commit leaves the batch as the caller built it.
   rocksdb::WriteBatch wb = b.batch;
   std::map<Digest, Digest> in_batch;  // key -> layer digest, for a key put twice in one batch

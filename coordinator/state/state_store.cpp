@@ -203,7 +203,7 @@ Result<CacheEntry> StateStore::putCacheEntry(const CacheEntry& entry, const Blob
     return invalidArgument(recordContext(kCfCache, key) + ": no blob check given");
   }
   LF_RETURN_IF_ERROR(check(entry.layer).withContext(recordContext(kCfCache, key)));
-  std::lock_guard<std::mutex> lock(handles_->cache_put_mu);
+  std::lock_guard<std::mutex> lock(handles_->cachePutLock(entry.key));
   LF_ASSIGN_OR_RETURN(std::optional<CacheEntry> existing, lookup(entry.key));
   if (existing) {
     return *existing;
@@ -273,7 +273,7 @@ Status StateStore::recordHits(std::span<const Digest> keys, int64_t now_unix_ms)
 }
 
 Status StateStore::removeCacheEntry(const Digest& key) {
-  std::lock_guard<std::mutex> lock(handles_->cache_put_mu);
+  std::lock_guard<std::mutex> lock(handles_->cachePutLock(key));
   rocksdb::WriteBatch batch;
   const std::string k = key.toString();
   LF_RETURN_IF_ERROR(fromRocks(batch.Delete(handles_->cache, k), recordContext(kCfCache, k)));

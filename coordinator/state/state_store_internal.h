@@ -18,6 +18,7 @@
 
 #include <rocksdb/db.h>
 
+#include <array>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -50,8 +51,14 @@ struct StateStore::Handles {
   rocksdb::ColumnFamilyHandle* jobs = nullptr;
   rocksdb::ColumnFamilyHandle* images = nullptr;
   rocksdb::ColumnFamilyHandle* contexts = nullptr;
-  // Serialises "is this cache key stored? if not, write it" so the first entry for a key wins.
-  std::mutex cache_put_mu;
+  // Serialise "is this cache key stored? if not, write it" so the first entry for a key wins.
+  // Striped by key, not one lock: a put holds its lock across the synced write, and one lock
+  // would serialise the fdatasyncs that RocksDB's group commit otherwise shares.
+  static constexpr size_t kCachePutStripes = 64;
+  std::array<std::mutex, kCachePutStripes> cache_put_mu;
+  std::mutex& cachePutLock(const Digest& key) {
+    return cache_put_mu[std::hash<Digest>()(key) % kCachePutStripes];
+  }
 
   ~Handles();
   rocksdb::ColumnFamilyHandle* byName(std::string_view name) const;

@@ -6,6 +6,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "common/blob/directory_blob_store.h"
 #include "coordinator/state/record_codec.h"
 #include "tests/coordinator/state/state_test_util.h"
@@ -113,6 +115,31 @@ TEST_F(StateStoreTest, FirstEntryForAKeyWins) {
   ASSERT_TRUE(stored.isOk());
   EXPECT_EQ(stored->layer, first.layer);
   EXPECT_EQ(store_->lookup(first.key)->value().layer, first.layer);
+}
+
+TEST_F(StateStoreTest, ConcurrentPutsOfOneKeyAgreeOnTheFirst) {
+  constexpr int kThreads = 8;
+  std::vector<CacheEntry> candidates;
+  for (int t = 0; t < kThreads; ++t) {
+    CacheEntry e = makeEntry("racer-" + std::to_string(t));
+    e.key = digestOf("contended key");
+    candidates.push_back(e);
+  }
+  std::vector<Result<CacheEntry>> results(kThreads, Result<CacheEntry>(internalError("unset")));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back(
+        [&, t] { results[t] = store_->putCacheEntry(candidates[t], alwaysPresent()); });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  auto stored = store_->lookup(digestOf("contended key"));
+  ASSERT_TRUE(stored.isOk() && stored->has_value());
+  for (const Result<CacheEntry>& r : results) {
+    ASSERT_TRUE(r.isOk()) << r.status().toString();
+    EXPECT_EQ(*r, **stored);  // every caller was told the same winner
+  }
 }
 
 TEST_F(StateStoreTest, HitsCountAndKeepTheLatestTime) {
