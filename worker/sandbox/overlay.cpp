@@ -100,27 +100,14 @@ std::string escapeLower(const std::string& path) {
   return out;
 }
 
-std::string commonParent(const std::vector<const std::string*>& paths) {
-  std::string prefix = *paths.front();
-  for (const std::string* p : paths) {
-    size_t n = 0;
-    while (n < prefix.size() && n < p->size() && prefix[n] == (*p)[n]) {
-      ++n;
-    }
-    prefix.resize(n);
-  }
-  size_t slash = prefix.rfind('/');
-  return slash == std::string::npos || slash == 0 ? "/" : prefix.substr(0, slash);
-}
-
 std::string classicOptions(const std::vector<std::string>& lowers, const std::string& upper,
-                           const std::string& work, size_t strip) {
+                           const std::string& work) {
   std::string data = "lowerdir=";
   for (size_t i = 0; i < lowers.size(); ++i) {
-    data += (i ? ":" : "") + escapeLower(lowers[i].substr(strip));
+    data += (i ? ":" : "") + escapeLower(lowers[i]);
   }
   if (!upper.empty()) {
-    data += ",upperdir=" + upper.substr(strip) + ",workdir=" + work.substr(strip);
+    data += ",upperdir=" + upper + ",workdir=" + work;
   }
   for (const char* option : kPlainOptions) {
     data += std::string(",") + option + "=off";
@@ -128,39 +115,63 @@ std::string classicOptions(const std::vector<std::string>& lowers, const std::st
   return data;
 }
 
-Status mountClassic(const std::vector<std::string>& lowers, const std::string& upper,
-                    const std::string& work, const std::string& target) {
-  std::vector<const std::string*> all;
+}  // namespace
+
+Status mountOverlayClassic(const std::vector<std::string>& lowers, const std::string& upper,
+                           const std::string& work, const std::string& target) {
+  for (const std::string* p : {&upper, &work}) {
+    if (p->find(',') != std::string::npos) {
+      return invalidArgument("sandbox: overlay dir " + *p + " contains ','");
+    }
+  }
   for (const std::string& l : lowers) {
     if (l.find(',') != std::string::npos) {
       return invalidArgument("sandbox: overlay layer path " + l + " contains ','");
     }
-    all.push_back(&l);
   }
-  if (!upper.empty()) {
-    all.push_back(&upper);
-    all.push_back(&work);
-  }
-  std::string data = classicOptions(lowers, upper, work, 0);
-  // Mount data is limited to a page: long chains use paths relative to their common parent.
+  std::string data = classicOptions(lowers, upper, work);
+  // Mount data is limited to a page. Long chains name each dir by an O_PATH descriptor, relative
+  // to /proc/self/fd (the kernel follows the magic links): a few bytes per layer.
+  std::vector<UniqueFd> held;
   if (data.size() >= 4000) {
-    std::string parent = commonParent(all);
-    if (chdir(parent.c_str()) != 0) {
-      return errnoStatus(errno, "sandbox: chdir " + parent);
+    auto byFd = [&](const std::string& path) -> Result<std::string> {
+      UniqueFd fd(open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+      if (!fd) {
+        return errnoStatus(errno, "sandbox: open overlay dir " + path);
+      }
+      std::string name = std::to_string(fd.get());
+      held.push_back(std::move(fd));
+      return name;
+    };
+    std::vector<std::string> short_lowers;
+    for (const std::string& l : lowers) {
+      LF_ASSIGN_OR_RETURN(std::string name, byFd(l));
+      short_lowers.push_back(std::move(name));
     }
-    data = classicOptions(lowers, upper, work, parent == "/" ? 1 : parent.size() + 1);
+    std::string short_upper, short_work;
+    if (!upper.empty()) {
+      LF_ASSIGN_OR_RETURN(short_upper, byFd(upper));
+      LF_ASSIGN_OR_RETURN(short_work, byFd(work));
+    }
+    data = classicOptions(short_lowers, short_upper, short_work);
     if (data.size() >= 4000) {
       return invalidArgument("sandbox: overlay options for " + std::to_string(lowers.size()) +
                              " layers exceed a page on this kernel");
     }
+    if (chdir("/proc/self/fd") != 0) {
+      return errnoStatus(errno, "sandbox: chdir /proc/self/fd");
+    }
   }
-  if (mount("overlay", target.c_str(), "overlay", 0, data.c_str()) != 0) {
-    return errnoStatus(errno, "sandbox: mount overlay on " + target);
+  int rc = mount("overlay", target.c_str(), "overlay", 0, data.c_str());
+  int err = errno;
+  if (!held.empty() && chdir("/") != 0) {
+    return errnoStatus(errno, "sandbox: chdir /");
+  }
+  if (rc != 0) {
+    return errnoStatus(err, "sandbox: mount overlay on " + target);
   }
   return Status::ok();
 }
-
-}  // namespace
 
 Status mountOverlay(const std::vector<std::string>& lowers_top_first, const std::string& upper,
                     const std::string& work, const std::string& target) {
@@ -169,7 +180,7 @@ Status mountOverlay(const std::vector<std::string>& lowers_top_first, const std:
   if (status.isOk() || !unsupported) {
     return status;
   }
-  return mountClassic(lowers_top_first, upper, work, target);
+  return mountOverlayClassic(lowers_top_first, upper, work, target);
 }
 
 }  // namespace lf::worker::sandbox

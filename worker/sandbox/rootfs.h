@@ -60,9 +60,16 @@ Result<RootPlan> prepareRootPlan(const OverlayRoot& root, const ProcessSpec& pro
 
 // Mounts an overlay of `lowers_top_first` (+ upper/work unless both are empty) at `target` without
 // index, metacopy and redirect_dir, through the new mount API (no length limit) or, on kernels
-// without overlay's "lowerdir+", the classic option string (relative paths when long).
+// without overlay's "lowerdir+" (< 6.8), the classic option string (mountOverlayClassic).
 Status mountOverlay(const std::vector<std::string>& lowers_top_first, const std::string& upper,
                     const std::string& work, const std::string& target);
+
+// The classic mount(2) option string, for kernels without "lowerdir+"; exposed for tests. A chain
+// too long for a page names its dirs through /proc/self/fd (a few bytes each, so overlay's own
+// limit of 500 layers fits). Changes the working directory while mounting, then goes to "/".
+Status mountOverlayClassic(const std::vector<std::string>& lowers_top_first,
+                           const std::string& upper, const std::string& work,
+                           const std::string& target);
 
 // Monitor (after unshare): / rprivate, the scratch tmpfs and skeleton, the overlay, hostname,
 // loopback, /dev, /sys, the /etc files and the RUN mounts.

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -20,6 +22,7 @@
 
 #include "tests/support/shell.h"
 #include "tests/support/temp_dir.h"
+#include "worker/sandbox/rootfs.h"
 
 namespace lf::worker::sandbox {
 namespace {
@@ -655,6 +658,51 @@ TEST_F(SandboxTest, TrueIsFast) {
       kRuns;
   std::cout << "true in a 3-layer root: " << ms << " ms per run\n";
   EXPECT_LT(ms, 500);
+}
+
+// The classic mount(2) path kernels before 6.8 take, with a chain too long for a page of options.
+TEST_F(SandboxTest, ClassicOverlayMountTakesLongChains) {
+  std::vector<std::string> lowers_top_first;
+  for (int i = 0; i < 150; ++i) {
+    fs::path layer =
+        dir_ / ("a-layer-directory-with-a-long-name-to-overflow-a-page-" + std::to_string(i));
+    fs::create_directories(layer);
+    testing::writeFile(layer / ("file" + std::to_string(i)), "x");
+    testing::writeFile(layer / "shared", std::to_string(i));
+    lowers_top_first.insert(lowers_top_first.begin(), layer.string());
+  }
+  fs::path target = dir_ / "merged";
+  fs::create_directories(target);
+  int result_pipe[2];
+  ASSERT_EQ(pipe(result_pipe), 0);
+  pid_t child = fork();
+  if (child == 0) {
+    std::string answer;
+    if (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr)) {
+      answer = "unshare failed";
+    } else {
+      Status status = mountOverlayClassic(lowers_top_first, root_.upper_dir.string(),
+                                          root_.work_dir.string(), target.string());
+      if (!status.isOk()) {
+        answer = status.toString();
+      } else {
+        testing::writeFile(target / "new", "n");
+        answer = std::to_string(
+                     std::distance(fs::directory_iterator(target), fs::directory_iterator())) +
+                 " " + testing::readFile(target / "shared");
+      }
+    }
+    (void)!write(result_pipe[1], answer.data(), answer.size());
+    _exit(0);
+  }
+  close(result_pipe[1]);
+  char buf[4096];
+  ssize_t n = read(result_pipe[0], buf, sizeof buf);
+  close(result_pipe[0]);
+  waitpid(child, nullptr, 0);
+  // 150 files, "shared" and "new"; "shared" from the top-most layer.
+  EXPECT_EQ(std::string(buf, std::max<ssize_t>(n, 0)), "152 149");
+  EXPECT_EQ(listTree(root_.upper_dir), (std::set<std::string>{"new"}));
 }
 
 class MountedOverlaysTest : public SandboxTest {};
