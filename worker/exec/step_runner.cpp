@@ -8,6 +8,7 @@
 #include <chrono>
 #include <deque>
 #include <random>
+#include <set>
 
 #include "common/layer/layer_writer.h"
 #include "common/layer/secure_fs.h"
@@ -128,6 +129,20 @@ std::string lastLines(const std::vector<std::string>& lines) {
     out += "\n  " + line;
   }
   return out;
+}
+
+// The lower dirs of an overlay, bottom first, each layer once at its topmost place: overlayfs
+// refuses a directory given twice (ELOOP), and a chain may repeat a layer (a step that changed
+// nothing twice); the lower copies are shadowed by the top one anyway.
+std::vector<fs::path> uniqueLowerDirs(const std::vector<fs::path>& bottom_first) {
+  std::vector<fs::path> top_first;
+  std::set<fs::path> seen;
+  for (auto it = bottom_first.rbegin(); it != bottom_first.rend(); ++it) {
+    if (seen.insert(*it).second) {
+      top_first.push_back(*it);
+    }
+  }
+  return {top_first.rbegin(), top_first.rend()};
 }
 
 layer::Compression toCompression(v1::Compression c) {
@@ -355,7 +370,7 @@ Status runCopy(StepState& s, const StepDir& dir, const std::vector<fs::path>& lo
   } else {
     LF_ASSIGN_OR_RETURN(std::vector<LayerRef> chain, toLayerChain(copy.from(), "copy.from"));
     LF_ASSIGN_OR_RETURN(source_lease, s.layers.acquire(chain));
-    overlays.push_back({sandbox::OverlayRoot{source_lease.dirs(), {}, {}}, true});
+    overlays.push_back({sandbox::OverlayRoot{uniqueLowerDirs(source_lease.dirs()), {}, {}}, true});
   }
   auto start = Clock::now();
   Status status = sandbox::withMountedOverlays(
@@ -428,8 +443,9 @@ v1::StepResult StepRunner::run(const v1::StepSpec& spec, const LogCallback& log,
   if (!dir.isOk()) {
     return errorResult(spec, v1::STEP_OUTCOME_ERROR, dir.status());
   }
-  Status status = spec.kind() == v1::STEP_KIND_RUN ? runCommand(s, *dir, lease->dirs())
-                                                   : runCopy(s, *dir, lease->dirs());
+  std::vector<fs::path> lowers = uniqueLowerDirs(lease->dirs());
+  Status status = spec.kind() == v1::STEP_KIND_RUN ? runCommand(s, *dir, lowers)
+                                                   : runCopy(s, *dir, lowers);
   if (status.isOk() && s.result.outcome() == v1::STEP_OUTCOME_UNSPECIFIED) {
     status = makeLayer(s, *dir);
     if (status.isOk()) {
