@@ -302,7 +302,13 @@ void keepOnlyFds(std::vector<int*> fds) {
     dup3(*fd, next, O_CLOEXEC);
     *fd = next++;
   }
-  syscall(SYS_close_range, next, ~0U, 0);
+  if (syscall(SYS_close_range, next, ~0U, 0) != 0) {
+    // Kernels before 5.9: close them one by one.
+    long max_fd = sysconf(_SC_OPEN_MAX);
+    for (int fd = next; fd < (max_fd > 0 && max_fd < 1 << 20 ? max_fd : 1 << 16); ++fd) {
+      close(fd);
+    }
+  }
 }
 
 void monitorMain(const LaunchSpec& spec, ChildFds fds) {
