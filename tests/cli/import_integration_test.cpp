@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "cli/app.h"
+#include "tests/support/registry_server.h"
 #include "tests/support/shell.h"
 #include "tests/support/temp_dir.h"
 
@@ -107,6 +108,60 @@ TEST(ImportIntegration, BusyboxImageRunsWithRunc) {
   auto ran = sh("runc run --bundle " + bundle.string() + " " + guard.id + " </dev/null");
   EXPECT_EQ(ran.code, 0) << ran.text;
   EXPECT_EQ(ran.text, "hello from layerfarm\n");
+}
+
+// `layerfarm import --push` against the real registry: skopeo (an independent client) finds the
+// manifest digest the command reported, with the same layer; with SOURCE_DATE_EPOCH the same
+// rootfs pushed to a second repository has the same digest. (Cross-repository mounts need a
+// known source repository; import has none. tests/common/registry covers mounts.)
+TEST(ImportIntegration, PushLandsInTheRegistryAndSkopeoAgrees) {
+  if (!lf::testing::RegistryServer::available() || sh("command -v skopeo").code != 0) {
+    GTEST_SKIP() << "docker-registry or skopeo is not installed";
+  }
+  auto registry = lf::testing::RegistryServer::start();
+  ASSERT_TRUE(registry.isOk()) << registry.status().toString();
+  const char* env = std::getenv("LF_TEST_DATA");
+  std::string data = env != nullptr ? env : LF_TEST_DATA_DIR;
+  TempDir dir;
+  fs::path rootfs = dir / "rootfs";
+  auto made = sh(data + "/make-busybox-rootfs.sh " + rootfs.string());
+  ASSERT_EQ(made.code, 0) << made.text;
+
+  ::setenv("SOURCE_DATE_EPOCH", "1704067200", 1);
+  auto push = [&](const std::string& ref, std::string* out) {
+    std::vector<std::string> args = {"layerfarm", "import", rootfs.string(), "-t", ref, "--push",
+                                     "--insecure-registry", (*registry)->host()};
+    std::vector<const char*> argv;
+    for (const auto& a : args) {
+      argv.push_back(a.c_str());
+    }
+    std::ostringstream o, e;
+    int code = runCli(static_cast<int>(argv.size()), argv.data(), Io{&o, &e});
+    *out = o.str() + e.str();
+    return code;
+  };
+  std::string first_out;
+  ASSERT_EQ(push((*registry)->host() + "/team/busybox:1", &first_out), 0) << first_out;
+  EXPECT_NE(first_out.find("pushed " + (*registry)->host() + "/team/busybox@sha256:"),
+            std::string::npos)
+      << first_out;
+  EXPECT_NE(first_out.find("2 uploaded, 0 mounted"), std::string::npos) << first_out;
+  size_t at = first_out.find("@sha256:");
+  ASSERT_NE(at, std::string::npos);
+  std::string digest = first_out.substr(at + 1, 71);
+
+  auto inspected = sh("skopeo inspect --tls-verify=false docker://" + (*registry)->host() +
+                      "/team/busybox:1");
+  ASSERT_EQ(inspected.code, 0) << inspected.text;
+  auto json = nlohmann::json::parse(inspected.text);
+  EXPECT_EQ(json["Digest"], digest);
+  ASSERT_EQ(json["Layers"].size(), 1u);
+  EXPECT_EQ(json["Os"], "linux");
+
+  std::string second_out;
+  ASSERT_EQ(push((*registry)->host() + "/other/busybox:1", &second_out), 0) << second_out;
+  EXPECT_NE(second_out.find("@" + digest), std::string::npos) << second_out;
+  ::unsetenv("SOURCE_DATE_EPOCH");
 }
 
 }  // namespace
