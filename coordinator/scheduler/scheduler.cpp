@@ -215,6 +215,9 @@ std::vector<Assignment> Scheduler::schedule(TimePoint now) {
     tenant->last_turn = next_turn_++;
     if (tenant->ready > 0) {
       turns_.emplace(std::make_pair(tenant->last_turn, tenant->seq), tenant);
+    } else {
+      tenant->lanes.clear();  // only stale entries are left
+      tenant->lane_order.clear();
     }
   }
   for (Tenant* tenant : blocked) {
@@ -405,9 +408,8 @@ SchedulerStats Scheduler::stats() const {
   stats.ready = ready_;
   stats.running = jobs_.size() - ready_;
   stats.workers = workers_.size();
-  stats.draining_workers = static_cast<size_t>(
-      std::count_if(workers_.begin(), workers_.end(),
-                    [](const auto& entry) { return entry.second->draining; }));
+  stats.draining_workers = static_cast<size_t>(std::count_if(
+      workers_.begin(), workers_.end(), [](const auto& entry) { return entry.second->draining; }));
   stats.free_slots = free_slots_;
   return stats;
 }

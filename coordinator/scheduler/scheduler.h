@@ -13,11 +13,15 @@
 // - A job is submitted when it is ready (its parent chain is known). Two builds that submit the
 //   same cache key while a job for it is pending or running share that job (dedupe); every
 //   build attached to it gets its events.
-// - schedule() fills free worker slots. Jobs are taken round-robin across tenants (FIFO within a
-//   tenant), so one team's burst cannot starve another. Each job goes to the worker that holds
-//   the longest prefix of its parent chain unpacked (usually the one that just built the parent),
-//   ties to the least loaded (running/slots), then to the earliest registered. A job with a
-//   platform runs only on workers of exactly that platform; an empty platform runs anywhere.
+// - schedule() fills free worker slots. Each slot goes to the tenant with queued jobs that was
+//   served least recently (round-robin among busy tenants; a tenant that becomes busy goes next),
+//   FIFO within a tenant, so one team's burst cannot starve another. A tenant's jobs wait in one
+//   lane per platform, so jobs for a platform without a free worker do not hold up its others.
+//   Each job goes to the worker that holds the longest prefix of its parent chain unpacked
+//   (usually the one that just built the parent), ties to the least loaded (running/slots), then
+//   to the earliest registered. A job with a platform runs only on workers of exactly that
+//   platform; an empty platform runs anywhere. Workers that lost the job before are used only
+//   when no other eligible worker has a free slot.
 // - Every assignment carries an attempt number (1, 2, ...) and a lease. Heartbeats renew the
 //   worker's liveness and the leases of the jobs the worker reports running. A job whose worker
 //   is lost (removed, or silent past heartbeat_timeout) or whose lease expires is requeued at the
@@ -265,7 +269,8 @@ class Scheduler {
   std::vector<WorkerView> workers() const;  // in registration order
   SchedulerStats stats() const;
 
-  // Checks every internal index against the jobs and workers (O(everything)); for tests.
+  // Checks every internal index against the jobs and workers; for tests (it scans everything,
+  // queued jobs against their whole lane: quadratic).
   Status checkInvariants() const;
 
  private:

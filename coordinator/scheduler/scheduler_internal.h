@@ -27,11 +27,11 @@ struct Scheduler::Job {
   std::shared_ptr<const layerfarm::v1::StepSpec> spec;
   std::vector<std::string> build_ids;  // in attach order; never empty while the job exists
   State state = State::kIdle;
-  int attempt = 0;   // the current or last assignment, 0 = never assigned
-  int failures = 0;  // worker-side failures so far
-  Worker* worker = nullptr;     // while running
-  std::string last_worker_id;   // of the current or last attempt
-  TimePoint lease_expiry;       // while running
+  int attempt = 0;                 // the current or last assignment, 0 = never assigned
+  int failures = 0;                // worker-side failures so far
+  Worker* worker = nullptr;        // while running
+  std::string last_worker_id;      // of the current or last attempt
+  TimePoint lease_expiry;          // while running
   std::vector<std::string> avoid;  // workers that lost it, most recent last (bounded)
   uint64_t token = 0;              // of its live queue entry while queued
   TimePoint submitted_at;
@@ -41,7 +41,7 @@ struct Scheduler::Job {
 struct Scheduler::Worker {
   WorkerInfo info;
   uint64_t seq = 0;
-  int running = 0;  // slots taken: jobs.size() + zombies.size()
+  int running = 0;                            // slots taken: jobs.size() + zombies.size()
   std::unordered_map<std::string, int> jobs;  // running job id -> attempt
   std::unordered_set<std::string> zombies;    // cancelled jobs it has not confirmed
   bool draining = false;
