@@ -172,7 +172,78 @@ Result<std::vector<PreparedMount>> prepareMounts(const std::vector<MountSpec>& s
   return out;
 }
 
+std::vector<std::string> splitFields(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= line.size()) {
+    size_t end = line.find(sep, start);
+    if (end == std::string::npos) {
+      end = line.size();
+    }
+    out.push_back(line.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+CgroupLayout readCgroupLayout() {
+  CgroupLayout layout;
+  Result<std::string> mountinfo = readSmallFile("/proc/self/mountinfo");
+  if (!mountinfo.isOk()) {
+    return layout;
+  }
+  const std::string base = "/sys/fs/cgroup";
+  for (const std::string& line : splitFields(*mountinfo, '\n')) {
+    // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+    std::vector<std::string> fields = splitFields(line, ' ');
+    size_t dash = 0;
+    while (dash < fields.size() && fields[dash] != "-") {
+      ++dash;
+    }
+    if (fields.size() < 5 || dash + 3 >= fields.size()) {
+      continue;
+    }
+    const std::string& point = fields[4];
+    const std::string& fstype = fields[dash + 1];
+    if (fstype != "cgroup" && fstype != "cgroup2") {
+      continue;
+    }
+    if (point == base && fstype == "cgroup2") {
+      layout.unified = true;
+      layout.mounts.clear();
+      return layout;
+    }
+    if (point.rfind(base + "/", 0) != 0 || point.find('/', base.size() + 1) != std::string::npos) {
+      continue;
+    }
+    std::string options;
+    for (const std::string& option : splitFields(fields[dash + 3], ',')) {
+      if (option != "rw" && option != "ro" && fstype == "cgroup") {
+        options += (options.empty() ? "" : ",") + option;
+      }
+    }
+    layout.mounts.push_back({point.substr(base.size() + 1), fstype, options});
+  }
+  if (DIR* dir = opendir(base.c_str())) {
+    while (dirent* entry = readdir(dir)) {
+      char target[256];
+      std::string path = base + "/" + entry->d_name;
+      ssize_t n = entry->d_type == DT_LNK ? readlink(path.c_str(), target, sizeof target) : -1;
+      if (n > 0 && n < static_cast<ssize_t>(sizeof target)) {
+        layout.symlinks.emplace_back(entry->d_name, std::string(target, n));
+      }
+    }
+    closedir(dir);
+  }
+  return layout;
+}
+
 }  // namespace
+
+const CgroupLayout& hostCgroupLayout() {
+  static const CgroupLayout layout = readCgroupLayout();
+  return layout;
+}
 
 Result<RootPlan> prepareRootPlan(const OverlayRoot& root, const ProcessSpec& proc) {
   RootPlan plan;
@@ -224,6 +295,7 @@ Result<RootPlan> prepareRootPlan(const OverlayRoot& root, const ProcessSpec& pro
   }
   LF_ASSIGN_OR_RETURN(plan.hosts, makeHostsFile(plan.hostname, proc.extra_hosts));
   plan.network = proc.network;
+  plan.cgroups = &hostCgroupLayout();
   if (!proc.resolv_conf.empty()) {
     plan.resolv_conf = proc.resolv_conf;
   } else {

@@ -13,6 +13,7 @@
 
 #include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/base/status.h"
@@ -39,6 +40,22 @@ struct PreparedMount {
   std::string data;  // kTmpfs: mount options
 };
 
+// The host's cgroup filesystems, reproduced read-only at /sys/fs/cgroup inside the sandbox (as
+// Docker does), seen through the sandbox's cgroup namespace.
+struct CgroupLayout {
+  bool unified = false;  // cgroup v2 mounted at /sys/fs/cgroup itself
+  struct Mount {
+    std::string name;     // the directory under /sys/fs/cgroup ("memory", "unified")
+    std::string fstype;   // "cgroup" or "cgroup2"
+    std::string options;  // the v1 controllers / name= option
+  };
+  std::vector<Mount> mounts;                                  // v1 / hybrid
+  std::vector<std::pair<std::string, std::string>> symlinks;  // "cpu" -> "cpu,cpuacct"
+};
+
+// Read from /proc/self/mountinfo once per process.
+const CgroupLayout& hostCgroupLayout();
+
 struct RootPlan {
   std::string scratch;  // work_dir/sandbox: a private tmpfs is mounted here
   std::string skel;     // scratch/skel: the top-most lower layer
@@ -53,6 +70,7 @@ struct RootPlan {
   std::string hostname;
   NetworkMode network = NetworkMode::kLoopback;
   std::vector<PreparedMount> mounts;
+  const CgroupLayout* cgroups = nullptr;
 };
 
 // Validates the root and the process's mounts and fills a plan. Creates work_dir/sandbox.

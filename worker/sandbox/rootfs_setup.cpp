@@ -184,6 +184,37 @@ Status mountRunMounts(const RootPlan& plan) {
   return Status::ok();
 }
 
+// Docker's read-only /sys/fs/cgroup. The init has entered its cgroup namespace, so each mount
+// shows the step's own cgroup as the root. Best effort: the view is informational (tools size
+// themselves by it), the limits are enforced from outside, and an odd host layout must not stop
+// every step.
+void mountCgroups(const RootPlan& plan) {
+  const CgroupLayout* layout = plan.cgroups;
+  const unsigned long flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+  const std::string base = plan.root + "/sys/fs/cgroup";
+  if (layout == nullptr || (!layout->unified && layout->mounts.empty())) {
+    return;
+  }
+  if (layout->unified) {
+    (void)mount("cgroup2", base.c_str(), "cgroup2", flags, nullptr);
+    return;
+  }
+  if (mount("tmpfs", base.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755") != 0) {
+    return;
+  }
+  for (const CgroupLayout::Mount& m : layout->mounts) {
+    std::string dir = base + "/" + m.name;
+    if (mkdir(dir.c_str(), 0755) == 0) {
+      (void)mount(m.fstype.c_str(), dir.c_str(), m.fstype.c_str(), flags,
+                  m.options.empty() ? nullptr : m.options.c_str());
+    }
+  }
+  for (const auto& [name, target] : layout->symlinks) {
+    (void)symlink(target.c_str(), (base + "/" + name).c_str());
+  }
+  (void)mount(nullptr, base.c_str(), nullptr, MS_REMOUNT | flags, "mode=755");
+}
+
 }  // namespace
 
 Status setUpMonitorMounts(const RootPlan& plan) {
@@ -217,6 +248,7 @@ Status setUpInitMounts(const RootPlan& plan) {
   if (unshare(CLONE_NEWCGROUP) != 0 && errno != EINVAL) {
     return errnoStatus(errno, "sandbox: unshare cgroup namespace");
   }
+  mountCgroups(plan);
   // proc must be mounted from inside the new PID namespace to show its processes.
   const std::string proc = plan.root + "/proc";
   LF_RETURN_IF_ERROR(

@@ -501,6 +501,19 @@ TEST_F(SandboxTest, ProcAndSysAreProtected) {
   EXPECT_EQ(r.out, "sysrq=1\nsys=1\n0\n");
 }
 
+TEST_F(SandboxTest, CgroupFilesystemIsVisibleReadOnlyThroughItsNamespace) {
+  std::string probe = fs::exists("/sys/fs/cgroup/cgroup.controllers")
+                          ? "/sys/fs/cgroup/cgroup.controllers"
+                          : "/sys/fs/cgroup/memory/memory.limit_in_bytes";
+  if (!fs::exists(probe)) {
+    GTEST_SKIP() << "no cgroup filesystem on this host";
+  }
+  Outcome r = sh("test -f " + probe +
+                 " && echo found; mkdir /sys/fs/cgroup/x 2>/dev/null || echo read-only; "
+                 "grep -v ':/$' /proc/self/cgroup || echo all-at-root");
+  EXPECT_EQ(r.out, "found\nread-only\nall-at-root\n");
+}
+
 TEST_F(SandboxTest, DevHasTheUsualNodes) {
   Outcome r =
       sh("ls /dev | tr '\\n' ' '; head -c 4 /dev/zero | wc -c; echo x > /dev/null; "
