@@ -130,7 +130,8 @@ TEST(ImportIntegration, PushLandsInTheRegistryAndSkopeoAgrees) {
   ::setenv("SOURCE_DATE_EPOCH", "1704067200", 1);
   auto push = [&](const std::string& ref, std::string* out) {
     std::vector<std::string> args = {"layerfarm", "import", rootfs.string(), "-t", ref, "--push",
-                                     "--insecure-registry", (*registry)->host()};
+                                     "--insecure-registry", (*registry)->host(), "--change",
+                                     R"(CMD ["/bin/echo","hello from the registry"])"};
     std::vector<const char*> argv;
     for (const auto& a : args) {
       argv.push_back(a.c_str());
@@ -157,6 +158,30 @@ TEST(ImportIntegration, PushLandsInTheRegistryAndSkopeoAgrees) {
   EXPECT_EQ(json["Digest"], digest);
   ASSERT_EQ(json["Layers"].size(), 1u);
   EXPECT_EQ(json["Os"], "linux");
+
+  // Pulled back by skopeo, unpacked by umoci, run by runc: the CMD prints.
+  if (std::string why = preflight(); why.empty()) {
+    fs::path pulled = dir / "pulled";
+    auto copied = sh("skopeo copy --src-tls-verify=false docker://" + (*registry)->host() +
+                     "/team/busybox:1 oci:" + pulled.string() + ":1");
+    ASSERT_EQ(copied.code, 0) << copied.text;
+    fs::path bundle = dir / "pulled-bundle";
+    auto unpacked = sh("umoci unpack --image " + pulled.string() + ":1 " + bundle.string());
+    ASSERT_EQ(unpacked.code, 0) << unpacked.text;
+    nlohmann::json spec;
+    {
+      std::ifstream in(bundle / "config.json");
+      spec = nlohmann::json::parse(in);
+    }
+    spec["process"]["terminal"] = false;
+    std::ofstream(bundle / "config.json", std::ios::trunc) << spec.dump();
+    std::random_device rd;
+    ContainerGuard guard{"lf-push-test-" + std::to_string(::getpid()) + "-" +
+                         std::to_string(rd())};
+    auto ran = sh("runc run --bundle " + bundle.string() + " " + guard.id + " </dev/null");
+    EXPECT_EQ(ran.code, 0) << ran.text;
+    EXPECT_EQ(ran.text, "hello from the registry\n");
+  }
 
   std::string second_out;
   ASSERT_EQ(push((*registry)->host() + "/other/busybox:1", &second_out), 0) << second_out;
