@@ -15,6 +15,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <climits>
+#include <cstdint>
 #include <deque>
 #include <optional>
 
@@ -169,6 +171,7 @@ class Supervisor {
   int64_t start_ms_;
   int64_t deadline_ms_ = 0;
   int64_t kill_deadline_ms_ = 0;
+  int64_t teardown_deadline_ms_ = 0;  // after the init ended: the monitor must follow
   int64_t exec_ms_ = 0;
   std::string out_buf_, err_buf_;
   MessageReader msg_reader_, exec_reader_;
@@ -206,16 +209,23 @@ void Supervisor::onMessage(const Message& m) {
     }
   } else if (m.type == kMsgInitPid) {
     pid_t pid = static_cast<pid_t>(std::strtol(m.payload.c_str(), nullptr, 10));
-    // Safe against pid reuse: the monitor does not reap the init before we let it go.
-    init_pidfd_.reset(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
-    if (killed_) {
-      killAll();
+    // Safe against pid reuse only while the monitor lives: it does not reap the init before we
+    // let it go. So the monitor must still be alive after the pidfd is open; if it died (we
+    // killed it), the init dies of PDEATHSIG and its pid may already name another process.
+    UniqueFd fd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
+    pollfd monitor{monitor_pidfd_.get(), POLLIN, 0};
+    if (fd && monitor_pidfd_ && poll(&monitor, 1, 0) == 0) {
+      init_pidfd_ = std::move(fd);
+      if (killed_) {
+        killAll();
+      }
     }
   } else if (m.type == kMsgInitStatus) {
     siginfo_t info{};
     std::sscanf(m.payload.c_str(), "%d %d", &info.si_code, &info.si_status);
     init_end_ = info;
     init_exited_ = true;
+    teardown_deadline_ms_ = monotonicMs() + kKillGraceMs;
     // Lets the monitor exit. A byte, not just the close: a concurrent fork elsewhere in this
     // process may hold a copy of our end, and the monitor must not wait for it.
     (void)send(pipes_.sync_parent.get(), "x", 1, MSG_NOSIGNAL);
@@ -238,12 +248,13 @@ bool Supervisor::readInto(int fd, std::string* data) {
 }
 
 int Supervisor::pollTimeout(int64_t now) const {
-  int64_t until = 0;
-  if (killed_) {
-    until = kill_deadline_ms_;
-  } else if (deadline_ms_ > 0) {
-    until = deadline_ms_;
-  } else {
+  int64_t until = INT64_MAX;
+  for (int64_t deadline : {killed_ ? kill_deadline_ms_ : deadline_ms_, teardown_deadline_ms_}) {
+    if (deadline > 0) {
+      until = std::min(until, deadline);
+    }
+  }
+  if (until == INT64_MAX) {
     return -1;
   }
   return static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(until - now, 1 << 30)));
@@ -310,11 +321,18 @@ Result<RunResult> Supervisor::run() {
       return abandon(internalError("sandbox: processes did not exit within " +
                                    std::to_string(kKillGraceMs) + " ms of SIGKILL"));
     }
-    if (!killed_ && deadline_ms_ > 0 && now >= deadline_ms_) {
+    if (teardown_deadline_ms_ > 0 && now >= teardown_deadline_ms_) {
+      kill(monitor_, SIGKILL);
+      return abandon(internalError("sandbox: the monitor did not exit within " +
+                                   std::to_string(kKillGraceMs) + " ms of the command's end"));
+    }
+    // Once the command has ended, a deadline or cancel that falls in the teardown changes nothing.
+    if (!killed_ && !init_exited_ && deadline_ms_ > 0 && now >= deadline_ms_) {
       timed_out_ = true;
       killAll();
     }
-    if (!killed_ && cancel_ && (fds[kCancel].revents != 0 || cancel_->isCancelled())) {
+    if (!killed_ && !init_exited_ && cancel_ &&
+        (fds[kCancel].revents != 0 || cancel_->isCancelled())) {
       cancelled_ = true;
       killAll();
     }
