@@ -495,4 +495,27 @@ Status StateStore::touchContext(const Digest& digest, int64_t now_unix_ms) {
   return putContext(*context);
 }
 
+Status StateStore::forEachContext(const std::function<bool(const ContextRecord&)>& fn) {
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), handles_->contexts));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Result<ContextRecord> context = codec::decodeContext(it->value().ToStringView());
+    if (!context.isOk()) {
+      return context.status().withContext(recordContext(kCfContexts, it->key().ToStringView()));
+    }
+    if (!fn(*context)) {
+      return Status::ok();
+    }
+  }
+  return fromRocks(it->status(), "state contexts: iterate");
+}
+
+Status StateStore::removeContext(const Digest& digest) {
+  const std::string key = digest.toString();
+  rocksdb::WriteBatch batch;
+  LF_RETURN_IF_ERROR(
+      fromRocks(batch.Delete(handles_->contexts, key), recordContext(kCfContexts, key)));
+  return write(batch, true, recordContext(kCfContexts, key));
+}
+
 }  // namespace lf::coordinator

@@ -200,8 +200,14 @@ class StateStore {
   // --- contexts ---
   Status putContext(const ContextRecord& context);
   Result<std::optional<ContextRecord>> getContext(const Digest& digest);
-  // Sets last_used (read-modify-write); kNotFound when the context is unknown.
+  // Sets last_used (read-modify-write; it only moves forward); kNotFound when the context is
+  // unknown.
   Status touchContext(const Digest& digest, int64_t now_unix_ms);
+  // In digest order until `fn` returns false, for clean-up of contexts unused for a while.
+  // kDataLoss at a damaged record.
+  Status forEachContext(const std::function<bool(const ContextRecord&)>& fn);
+  // Forgets the context (its blob is the caller's to remove after). Absent is not an error.
+  Status removeContext(const Digest& digest);
 
   // --- startup ---
   // Run once after open(), before accepting builds. Jobs that were queued or running become

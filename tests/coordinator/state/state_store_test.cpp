@@ -433,6 +433,21 @@ TEST_F(StateStoreTest, ContextsAreStoredAndTouched) {
   EXPECT_EQ((*found)->last_used_unix_ms, 50);
   EXPECT_EQ((*found)->size, uint64_t{20} << 20);
   EXPECT_EQ(store_->touchContext(digestOf("unknown"), 1).code(), StatusCode::kNotFound);
+
+  ContextRecord other{.digest = digestOf("ctx 2"), .size = 1, .uploaded_unix_ms = 60};
+  ASSERT_TRUE(store_->putContext(other).isOk());
+  std::vector<Digest> listed;
+  ASSERT_TRUE(store_
+                  ->forEachContext([&](const ContextRecord& c) {
+                    listed.push_back(c.digest);
+                    return true;
+                  })
+                  .isOk());
+  EXPECT_THAT(listed, ::testing::UnorderedElementsAre(context.digest, other.digest));
+  ASSERT_TRUE(store_->removeContext(context.digest).isOk());
+  ASSERT_TRUE(store_->removeContext(context.digest).isOk());  // absent is fine
+  EXPECT_FALSE(store_->getContext(context.digest)->has_value());
+  EXPECT_TRUE(store_->getContext(other.digest)->has_value());
 }
 
 TEST_F(StateStoreTest, ReopenKeepsEverything) {
