@@ -1,6 +1,7 @@
 // StateStore::Batch, key encodings and record validation (state_store_internal.h).
 
 #include <rocksdb/write_batch.h>
+#include <spdlog/spdlog.h>
 
 #include <map>
 #include <set>
@@ -132,6 +133,16 @@ Result<std::optional<CacheEntry>> decodeStoredCacheEntry(std::string_view key,
     return dataLoss(recordContext(kCfCache, key) + ": record is for key " + entry->key.toString());
   }
   return std::optional<CacheEntry>(std::move(entry).value());
+}
+
+Result<std::optional<CacheEntry>> lookupForPut(StateStore& store, const Digest& key) {
+  Result<std::optional<CacheEntry>> existing = store.lookup(key);
+  if (existing.status().code() == StatusCode::kDataLoss) {
+    spdlog::warn("state cache entry damaged, replacing it key={} error={}", key.toString(),
+                 existing.status().message());
+    return std::optional<CacheEntry>();
+  }
+  return existing;
 }
 
 // --- Batch ---
@@ -268,7 +279,7 @@ Status StateStore::Batch::commit(const BlobCheck& check) {
     if (auto it = in_batch.find(entry.key); it != in_batch.end()) {
       stored_layer = it->second;
     } else {
-      LF_ASSIGN_OR_RETURN(std::optional<CacheEntry> existing, b.store->lookup(entry.key));
+      LF_ASSIGN_OR_RETURN(std::optional<CacheEntry> existing, lookupForPut(*b.store, entry.key));
       if (existing) {
         stored_layer = existing->layer.digest;
       }

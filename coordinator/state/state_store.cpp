@@ -204,7 +204,7 @@ Result<CacheEntry> StateStore::putCacheEntry(const CacheEntry& entry, const Blob
   }
   LF_RETURN_IF_ERROR(check(entry.layer).withContext(recordContext(kCfCache, key)));
   std::lock_guard<std::mutex> lock(handles_->cachePutLock(entry.key));
-  LF_ASSIGN_OR_RETURN(std::optional<CacheEntry> existing, lookup(entry.key));
+  LF_ASSIGN_OR_RETURN(std::optional<CacheEntry> existing, lookupForPut(*this, entry.key));
   if (existing) {
     return *existing;
   }

@@ -100,6 +100,7 @@ inline constexpr std::string_view kRestartReason = "coordinator restarted during
 class StateStore {
  public:
   // A set of writes committed atomically (one WriteBatch, one sync). Uncommitted = discarded.
+  // Refers to its StateStore, which must outlive it.
   class Batch {
    public:
     Batch(Batch&&) noexcept;
@@ -142,7 +143,7 @@ class StateStore {
   // --- layer cache ---
 
   // Writes `entry` once `check` confirms its blob; returns the stored entry (an existing entry
-  // for the same key is kept and returned unchanged).
+  // for the same key is kept and returned unchanged; a damaged one is replaced).
   Result<CacheEntry> putCacheEntry(const CacheEntry& entry, const BlobCheck& check);
   Result<CacheEntry> putCacheEntry(const CacheEntry& entry, blob::BlobStore& blobs);
   // nullopt when the key has no entry. Does not count a hit.

@@ -92,4 +92,8 @@ Status validate(const ContextRecord& context);
 Result<std::optional<CacheEntry>> decodeStoredCacheEntry(std::string_view key,
                                                          std::string_view value);
 
+// lookup() for a put: a damaged stored entry counts as absent (the put replaces it, with a
+// warning in the log), so one damaged record does not block its key for good.
+Result<std::optional<CacheEntry>> lookupForPut(StateStore& store, const Digest& key);
+
 }  // namespace lf::coordinator

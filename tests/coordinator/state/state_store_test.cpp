@@ -521,6 +521,14 @@ TEST_F(StateStoreTest, DamagedRecordsGiveDataLossNamingTheKey) {
   EXPECT_EQ(stats->entries, 1u);
   EXPECT_EQ(stats->corrupt_entries, 1u);
 
+  // A put replaces the damaged entry.
+  CacheEntry repaired = entryWithBlob("repaired");
+  repaired.key = bad_key;
+  auto stored = store_->putCacheEntry(repaired, *blobs_);
+  ASSERT_TRUE(stored.isOk()) << stored.status().toString();
+  EXPECT_EQ(*stored, repaired);
+  EXPECT_EQ(store_->lookup(bad_key)->value(), repaired);
+
   // A well-formed record stored under another key is damage too.
   const Digest moved = digestOf("key:moved");
   ASSERT_TRUE(store_->putRawForTesting("cache", moved.toString(), codec::encode(makeEntry("other")))
