@@ -87,6 +87,14 @@ struct AssembledImage {
 // they are checked with stat(), kNotFound naming the step when one is missing).
 Result<AssembledImage> assembleImage(const AssemblyInput& input, blob::BlobStore& store);
 
+// The image config's `config` object for a stage's final RuntimeConfig (Shell only when a SHELL
+// instruction set one, as BuildKit writes it).
+oci::ContainerConfig containerConfigOf(const plan::RuntimeConfig& config);
+// The inverse, for the planner's BaseImage::config: what a stage inherits from its base image.
+plan::RuntimeConfig runtimeConfigOf(const oci::ImageConfig& image);
+// The diff ID of an empty layer: SHA-256 of a tar holding only its 1024-byte end marker.
+const Digest& emptyLayerDiffId();
+
 // --output type=oci|docker,dest=...
 struct ExportOptions {
   enum class Type { kOci, kDocker };
