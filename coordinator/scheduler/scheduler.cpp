@@ -107,14 +107,19 @@ void Scheduler::unqueue(Job& job) {
   }
 }
 
-Status Scheduler::addWorker(WorkerInfo info, TimePoint now) {
+Status validateWorker(const WorkerInfo& info) {
   if (info.id.empty()) {
-    return invalidArgument("scheduler addWorker: the worker id is empty");
+    return invalidArgument("scheduler: the worker id is empty");
   }
   if (info.slots < 1) {
-    return invalidArgument("scheduler addWorker " + info.id + ": slots must be at least 1, got " +
+    return invalidArgument("scheduler: worker " + info.id + ": slots must be at least 1, got " +
                            std::to_string(info.slots));
   }
+  return Status::ok();
+}
+
+Status Scheduler::addWorker(WorkerInfo info, TimePoint now) {
+  LF_RETURN_IF_ERROR(validateWorker(info));
   if (workers_.count(info.id) != 0) {
     return alreadyExists("scheduler addWorker: worker " + info.id + " is already registered");
   }

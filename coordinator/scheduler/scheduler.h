@@ -167,6 +167,11 @@ struct CancelOrder {
   int attempt = 0;
 };
 
+struct ReattachOutcome {
+  std::vector<JobEvent> events;      // jobs the worker no longer runs, requeued or failed
+  std::vector<CancelOrder> cancels;  // listed jobs it must stop
+};
+
 struct ExpireOutcome {
   std::vector<std::string> lost_workers;  // removed for missed heartbeats; close their sockets
   std::vector<JobEvent> events;
@@ -225,6 +230,16 @@ class Scheduler {
   // with this id is registered (remove the old registration first), kInvalidArgument for an
   // empty id or slots < 1.
   Status addWorker(WorkerInfo info, TimePoint now);
+
+  // A worker (re)connects and says what it is running. If it is still registered (a new
+  // connection replaced one the coordinator has not yet given up on), it keeps the listed jobs
+  // that are still its current attempts (their leases renewed); its other jobs are requeued as
+  // if it were lost; its layers are replaced by info.held_diff_ids and its drain flag cleared.
+  // A changed platform or slot count, or an unknown id, registers it afresh (as removeWorker +
+  // addWorker). Either way, listed jobs it should not run come back as cancels. Errors as for
+  // addWorker.
+  Result<ReattachOutcome> reattachWorker(WorkerInfo info, const std::vector<RunningJob>& running,
+                                         TimePoint now);
 
   // Renews the worker's liveness and the leases of the listed jobs it runs; applies its layer
   // store changes. Returns cancels for listed jobs the worker should not be running (unknown,
@@ -312,6 +327,8 @@ class Scheduler {
   void holdLayer(Worker& worker, const std::string& diff_id);
   void dropLayer(Worker& worker, const std::string& diff_id);
   void dropZombie(const std::string& job_id);
+  std::vector<CancelOrder> reconcile(Worker& worker, const std::vector<RunningJob>& running,
+                                     TimePoint now, std::vector<JobEvent>* unlisted_ended);
 
   SchedulerOptions options_;
   uint64_t next_job_seq_ = 1;

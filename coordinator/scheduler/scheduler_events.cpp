@@ -153,36 +153,94 @@ Result<std::vector<CancelOrder>> Scheduler::heartbeat(const std::string& worker_
   for (const std::string& diff_id : report.added_diff_ids) {
     holdLayer(worker, diff_id);
   }
+  return reconcile(worker, report.running, now, /*unlisted_ended=*/nullptr);
+}
+
+std::vector<CancelOrder> Scheduler::reconcile(Worker& worker,
+                                              const std::vector<RunningJob>& running, TimePoint now,
+                                              std::vector<JobEvent>* unlisted_ended) {
   std::vector<CancelOrder> cancels;
-  std::unordered_set<std::string> listed_zombies;
-  for (const RunningJob& running : report.running) {
-    auto job = worker.jobs.find(running.job_id);
-    if (job != worker.jobs.end() && job->second == running.attempt) {
-      Job& record = *jobs_.at(running.job_id);
+  std::unordered_set<std::string> listed;
+  for (const RunningJob& report : running) {
+    auto job = worker.jobs.find(report.job_id);
+    if (job != worker.jobs.end() && job->second == report.attempt) {
+      Job& record = *jobs_.at(report.job_id);
       leases_.erase(std::make_pair(record.lease_expiry, record.id));
       record.lease_expiry = now + options_.lease;
       leases_.emplace(record.lease_expiry, record.id);
+      listed.insert(report.job_id);
       continue;
     }
-    auto zombie = zombies_.find(running.job_id);
+    auto zombie = zombies_.find(report.job_id);
     if (zombie != zombies_.end() && zombie->second->worker == &worker &&
-        zombie->second->attempt == running.attempt) {
-      listed_zombies.insert(running.job_id);  // still stopping; Cancel was sent already
+        zombie->second->attempt == report.attempt) {
+      listed.insert(report.job_id);  // still stopping; Cancel was sent already
       continue;
     }
-    cancels.push_back(CancelOrder{worker_id, running.job_id, running.attempt});
+    cancels.push_back(CancelOrder{worker.info.id, report.job_id, report.attempt});
   }
   // A cancelled job the worker no longer runs has ended: its slot is free.
   std::vector<std::string> ended;
   for (const std::string& job_id : worker.zombies) {
-    if (listed_zombies.count(job_id) == 0) {
+    if (listed.count(job_id) == 0) {
       ended.push_back(job_id);
     }
   }
   for (const std::string& job_id : ended) {
     dropZombie(job_id);
   }
+  if (unlisted_ended != nullptr) {
+    std::vector<std::string> lost;
+    for (const auto& [job_id, attempt] : worker.jobs) {
+      if (listed.count(job_id) == 0) {
+        lost.push_back(job_id);
+      }
+    }
+    std::sort(lost.begin(), lost.end());  // deterministic event order
+    for (const std::string& job_id : lost) {
+      unlisted_ended->push_back(endAttempt(*jobs_.at(job_id),
+                                           "worker " + worker.info.id + " re-registered without it",
+                                           /*count_failure=*/true, /*cancel_on_worker=*/false));
+    }
+  }
   return cancels;
+}
+
+Result<ReattachOutcome> Scheduler::reattachWorker(WorkerInfo info,
+                                                  const std::vector<RunningJob>& running,
+                                                  TimePoint now) {
+  LF_RETURN_IF_ERROR(validateWorker(info));
+  ReattachOutcome out;
+  auto it = workers_.find(info.id);
+  if (it != workers_.end() &&
+      (it->second->info.platform != info.platform || it->second->info.slots != info.slots)) {
+    out.events = removeWorker(info.id, "re-registered with another platform or slot count", now);
+    it = workers_.end();
+  }
+  if (it == workers_.end()) {
+    std::string id = info.id;
+    LF_RETURN_IF_ERROR(addWorker(std::move(info), now));
+    // Whatever it ran was requeued when it was removed.
+    for (const RunningJob& job : running) {
+      out.cancels.push_back(CancelOrder{id, job.job_id, job.attempt});
+    }
+    return out;
+  }
+  Worker& worker = *it->second;
+  std::vector<std::string> old_layers(worker.info.held_diff_ids.begin(),
+                                      worker.info.held_diff_ids.end());
+  for (const std::string& diff_id : old_layers) {
+    dropLayer(worker, diff_id);
+  }
+  for (const std::string& diff_id : info.held_diff_ids) {
+    holdLayer(worker, diff_id);
+  }
+  worker.info.labels = std::move(info.labels);
+  worker.draining = false;
+  setDeadline(worker, now + options_.heartbeat_timeout);
+  out.cancels = reconcile(worker, running, now, &out.events);
+  updateAvailability(worker);
+  return out;
 }
 
 std::vector<JobEvent> Scheduler::removeWorker(const std::string& worker_id, std::string_view reason,

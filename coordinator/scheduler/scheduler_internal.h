@@ -61,6 +61,9 @@ struct Scheduler::Tenant {
   size_t ready = 0;  // live queued jobs (lanes may also hold stale entries)
 };
 
+// kInvalidArgument for an empty id or slots < 1.
+Status validateWorker(const WorkerInfo& info);
+
 struct Scheduler::Zombie {
   Worker* worker = nullptr;
   int attempt = 0;

@@ -96,10 +96,16 @@ class Model {
         addWorker();
         break;
       case 4:
-        if (pick(4) == 0) {
-          drainWorker();
-        } else {
-          removeWorker();
+        switch (pick(4)) {
+          case 0:
+            drainWorker();
+            break;
+          case 1:
+            reattachWorker();
+            break;
+          default:
+            removeWorker();
+            break;
         }
         break;
       case 5:
@@ -176,6 +182,41 @@ class Model {
     }
     auto it = std::next(slots_.begin(), pick(static_cast<int>(slots_.size())));
     ASSERT_TRUE(scheduler_->drainWorker(it->first).isOk());
+  }
+
+  // The worker reconnects reporting most of what it runs, sometimes with another slot count.
+  void reattachWorker() {
+    if (slots_.empty()) {
+      return;
+    }
+    auto it = std::next(slots_.begin(), pick(static_cast<int>(slots_.size())));
+    std::string id = it->first;
+    std::optional<WorkerView> view = scheduler_->worker(id);
+    ASSERT_TRUE(view.has_value());
+    int slots = pick(3) == 0 ? 1 + pick(3) : view->slots;
+    std::vector<RunningJob> running;
+    for (const auto& [job, attempt] : running_) {
+      if (attempt.worker == id && pick(4) != 0) {
+        running.push_back(RunningJob{attempt.job, attempt.attempt});
+      }
+    }
+    auto outcome =
+        scheduler_->reattachWorker(workerInfo(id, slots, view->platform), running, at(now_));
+    ASSERT_TRUE(outcome.isOk()) << outcome.status().toString();
+    apply(outcome->events);
+    slots_[id] = slots;
+    for (const CancelOrder& cancel : outcome->cancels) {
+      auto live = running_.find(cancel.job_id);
+      ASSERT_FALSE(live != running_.end() && live->second.attempt == cancel.attempt &&
+                   live->second.worker == id)
+          << "cancel of a live attempt " << cancel.job_id;
+    }
+    // Jobs it did not list (the new process is not running them) are over on the worker.
+    for (auto job = running_.begin(); job != running_.end();) {
+      bool listed = std::any_of(running.begin(), running.end(),
+                                [&](const RunningJob& r) { return r.job_id == job->first; });
+      job = job->second.worker == id && !listed ? running_.erase(job) : std::next(job);
+    }
   }
 
   void forgetWorker(const std::string& id) {

@@ -541,6 +541,63 @@ TEST_F(SchedulerTest, HeartbeatsUpdateTheLayersUsedForAffinity) {
   EXPECT_EQ(placements()[b], "w1");  // nobody holds base now: least loaded, first registered
 }
 
+TEST_F(SchedulerTest, AReconnectingWorkerKeepsTheJobsItStillRuns) {
+  addWorker(workerInfo("w1", 2, "linux/amd64", {"sha256:old"}));
+  std::string kept = submit(request("b1", "t", "kept"));
+  std::string dropped = submit(request("b1", "t", "dropped"));
+  ASSERT_THAT(scheduler_.schedule(at(0)), SizeIs(2));
+  ASSERT_TRUE(scheduler_.drainWorker("w1").isOk());
+
+  auto outcome = scheduler_.reattachWorker(workerInfo("w1", 2, "linux/amd64", {"sha256:new"}),
+                                           {{kept, 1}, {"job-stranger", 1}}, at(20'000));
+  ASSERT_TRUE(outcome.isOk()) << outcome.status().toString();
+  ASSERT_THAT(outcome->events, SizeIs(1));
+  EXPECT_EQ(outcome->events[0].job_id, dropped);
+  EXPECT_EQ(outcome->events[0].kind, JobEvent::Kind::kRequeued);
+  EXPECT_EQ(outcome->events[0].reason, "worker w1 re-registered without it");
+  ASSERT_THAT(outcome->cancels, SizeIs(1));
+  EXPECT_EQ(outcome->cancels[0].job_id, "job-stranger");
+
+  // The kept job's lease was renewed at 20 s: nothing expires at the old 30 s deadline.
+  EXPECT_THAT(scheduler_.expire(at(30'000)).events, IsEmpty());
+  EXPECT_EQ(scheduler_.job(kept)->worker_id, "w1");
+  EXPECT_FALSE(scheduler_.worker("w1")->draining);
+  EXPECT_EQ(scheduler_.worker("w1")->held_layers, 1u);
+  // The requeued job comes back to w1 (the only worker), as attempt 2.
+  std::vector<Assignment> again = scheduler_.schedule(at(30'000));
+  ASSERT_THAT(again, SizeIs(1));
+  EXPECT_EQ(again[0].job_id, dropped);
+  EXPECT_EQ(again[0].attempt, 2);
+}
+
+TEST_F(SchedulerTest, AWorkerReconnectingAfterRemovalOrWithOtherSlotsStartsAfresh) {
+  addWorker(workerInfo("w1", 1));
+  std::string job = submit(request("b1", "t", "k"));
+  ASSERT_THAT(scheduler_.schedule(at(0)), SizeIs(1));
+
+  // Another slot count: the old registration's jobs are requeued and the worker told to stop.
+  auto resized = scheduler_.reattachWorker(workerInfo("w1", 2), {{job, 1}}, at(1000));
+  ASSERT_TRUE(resized.isOk());
+  ASSERT_THAT(resized->events, SizeIs(1));
+  EXPECT_EQ(resized->events[0].kind, JobEvent::Kind::kRequeued);
+  ASSERT_THAT(resized->cancels, SizeIs(1));
+  EXPECT_EQ(resized->cancels[0].job_id, job);
+  EXPECT_EQ(scheduler_.worker("w1")->slots, 2);
+
+  // After removal, a reconnect is a fresh registration; what it still runs is cancelled.
+  std::vector<Assignment> second = scheduler_.schedule(at(1000));
+  ASSERT_THAT(second, SizeIs(1));
+  ASSERT_THAT(scheduler_.removeWorker("w1", "connection closed", at(2000)), SizeIs(1));
+  auto fresh = scheduler_.reattachWorker(workerInfo("w1", 2), {{job, 2}}, at(3000));
+  ASSERT_TRUE(fresh.isOk());
+  EXPECT_THAT(fresh->events, IsEmpty());
+  ASSERT_THAT(fresh->cancels, SizeIs(1));
+  EXPECT_EQ(fresh->cancels[0].attempt, 2);
+  EXPECT_EQ(scheduler_.worker("w1")->running, 0);
+  EXPECT_EQ(scheduler_.reattachWorker(workerInfo("w1", 0), {}, at(4000)).status().code(),
+            StatusCode::kInvalidArgument);
+}
+
 TEST_F(SchedulerTest, RejectsBadArguments) {
   JobRequest no_build = request("", "t", "k");
   EXPECT_EQ(scheduler_.submit(no_build, at(0)).status().code(), StatusCode::kInvalidArgument);
