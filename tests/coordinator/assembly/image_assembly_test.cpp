@@ -7,6 +7,7 @@
 #include "common/oci/manifest.h"
 #include "common/oci/media_types.h"
 #include "tests/coordinator/assembly/assembly_test_util.h"
+#include "tests/support/shell.h"
 
 namespace lf::coordinator {
 namespace {
@@ -357,6 +358,60 @@ TEST(ImageAssembly, RuntimeConfigRoundTrip) {
   base.config.author = "someone";
   oci::ContainerConfig back = containerConfigOf(runtimeConfigOf(base.config));
   EXPECT_EQ(back, base.config.config);
+}
+
+TEST(ImageExport, ParsesOutputSpecs) {
+  auto oci = parseExportSpec("type=oci,dest=/tmp/x.tar", {"team/app:1"});
+  ASSERT_TRUE(oci.isOk()) << oci.status().toString();
+  EXPECT_EQ(oci->type, ExportOptions::Type::kOci);
+  EXPECT_EQ(oci->dest, "/tmp/x.tar");
+  EXPECT_TRUE(oci->tar);
+  EXPECT_EQ(oci->tags, std::vector<std::string>{"team/app:1"});
+  auto dir = parseExportSpec("type=oci,dest=out,tar=false,name=reg:5000/a/b:2");
+  ASSERT_TRUE(dir.isOk()) << dir.status().toString();
+  EXPECT_FALSE(dir->tar);
+  EXPECT_EQ(dir->tags, std::vector<std::string>{"reg:5000/a/b:2"});
+  auto docker = parseExportSpec("type=docker,dest=x.tar");
+  ASSERT_TRUE(docker.isOk());
+  EXPECT_EQ(docker->type, ExportOptions::Type::kDocker);
+
+  for (std::string_view bad : {"dest=x", "type=oci", "type=local,dest=x", "type=oci,dest=x,tar=1",
+                               "type=oci,dest=x,color=red", "type=oci,dest",
+                               "type=docker,dest=x,"
+                               "tar=false"}) {
+    EXPECT_FALSE(parseExportSpec(bad).isOk()) << bad;
+  }
+  EXPECT_FALSE(parseExportSpec("type=oci,dest=x", {"Not A Ref"}).isOk());
+}
+
+TEST(ImageExport, OciLayoutReadsBackAsAssembled) {
+  AssemblyFixture f;
+  Scenario s = makeScenario(f);
+  ASSERT_NE(s.planned, nullptr);
+  auto image = assembleImage(s.input(), f.store());
+  ASSERT_TRUE(image.isOk()) << image.status().toString();
+  ExportOptions opts;
+  opts.dest = f.dir() / "layout";
+  opts.tar = false;
+  opts.tags = {"registry.example:5000/team/app:v1"};
+  ASSERT_TRUE(exportImage(f.store(), *image, opts).isOk());
+  oci::ReadLayoutOptions read;
+  read.ref_name = "v1";  // the tag alone, as BuildKit's OCI exporter names it
+  auto back = oci::readOciLayout(opts.dest, read);
+  ASSERT_TRUE(back.isOk()) << back.status().toString();
+  EXPECT_EQ(back->manifest_descriptor.digest, image->manifest.digest);
+  EXPECT_EQ(back->config_json, image->config_json);
+
+  // docker-archive: RepoTags in Docker's familiar form.
+  opts.type = ExportOptions::Type::kDocker;
+  opts.dest = f.dir() / "docker.tar";
+  opts.tags = {"docker.io/library/app:1", "team/app", "registry.example:5000/team/app:v1"};
+  ASSERT_TRUE(exportImage(f.store(), *image, opts).isOk());
+  auto r = lf::testing::runShell("tar -xOf " + opts.dest.string() + " manifest.json");
+  ASSERT_EQ(r.code, 0) << r.text;
+  auto manifest = nlohmann::json::parse(r.text);
+  EXPECT_EQ(manifest[0]["RepoTags"], nlohmann::json::array({"app:1", "team/app:latest",
+                                                            "registry.example:5000/team/app:v1"}));
 }
 
 }  // namespace
