@@ -3,13 +3,16 @@
 // Running one build step's command isolated from the host: overlayfs root, namespaces,
 // capabilities, seccomp, timeout and cancellation, line-by-line output.
 //
-// Process structure (see sandbox.cpp for the details): the caller's process forks a "monitor"
+// Process structure (child.cpp, rootfs_setup.cpp): the caller's process forks a "monitor"
 // child, which unshares mount/UTS/IPC/PID/(net) namespaces, mounts the overlay root in its private
 // mount namespace and, once the caller's before_start hook has run (so every process of the step
-// starts inside the step's cgroup), forks the sandbox init: pid 1 of the new PID namespace, which
-// pivots into the root, drops privileges and execs the command. Monitor and init die with the
-// thread that called runInSandbox (PR_SET_PDEATHSIG), and every mount lives only in the monitor's
-// mount namespace, so a killed worker leaves neither processes nor mounts behind.
+// starts inside the step's cgroup), starts the sandbox init (vfork-style clone): pid 1 of the new
+// PID namespace, which enters a cgroup namespace, mounts /proc, pivots into the root, resolves
+// USER, creates the working dir, drops to Docker's capabilities, sets no_new_privs and the seccomp
+// profile (security.h) and execs the command. Timeout and cancel SIGKILL the init, which takes
+// its whole PID namespace with it. Monitor and init die with the thread that called runInSandbox
+// (PR_SET_PDEATHSIG), and every mount lives only in the monitor's mount namespace, so a killed
+// worker leaves neither processes nor mounts behind.
 //
 // Nothing the sandbox needs for its own plumbing lands in the upper dir: /proc, /sys, /dev and the
 // /etc files Docker provides are mount points taken from a per-run "skeleton" tmpfs that is the
@@ -20,8 +23,9 @@
 // of a multi-threaded process. They use fork() (glibc keeps malloc usable in the child); the
 // sandbox's monitor closes every inherited descriptor at once, and no wait depends on a pipe's EOF
 // (a concurrent fork elsewhere may hold copies), only on messages and pidfds.
-// Needs root (real CAP_SYS_ADMIN) and Linux >= 5.3 (pidfd_open); the new mount API is used when
-// present (>= 6.8 for overlay "lowerdir+") so long layer chains are not limited by a page.
+// Needs root (real CAP_SYS_ADMIN) and Linux >= 5.3 (pidfd_open). Overlay is mounted with the new
+// mount API where overlay has "lowerdir+" (>= 6.8), else with mount(2) options naming long chains
+// through /proc/self/fd. Leaves an empty directory work_dir/sandbox behind (a mount point).
 //
 // Error contract: a Status error means the sandbox could not run the command (bad input, mount or
 // namespace failure, a child that died unexpectedly); the message names what failed, e.g.
