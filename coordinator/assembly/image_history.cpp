@@ -154,6 +154,27 @@ Result<std::vector<HistoryEntry>> historyEntries(const oci::ImageConfig& config,
   return out;
 }
 
+Result<ImageRecord> imageRecordOf(const AssembledImage& image, std::vector<std::string> references,
+                                  std::string build_id) {
+  const oci::ImageConfig& c = image.config;
+  ImageRecord r;
+  r.manifest_digest = image.manifest.digest;
+  r.config_digest = image.config_descriptor.digest;
+  r.media_type = image.manifest.media_type;
+  r.references = std::move(references);
+  r.build_id = std::move(build_id);
+  r.platform = c.os + "/" + c.architecture + (c.variant.empty() ? "" : "/" + c.variant);
+  if (!c.created.empty()) {
+    auto t = parseRfc3339Ms(c.created);
+    if (!t.isOk()) return t.status().withContext("config.created");
+    r.created_unix_ms = *t;
+  }
+  std::vector<uint64_t> sizes;
+  for (const auto& l : image.layers) sizes.push_back(l.size);
+  LF_ASSIGN_OR_RETURN(r.history, historyEntries(c, sizes));
+  return r;
+}
+
 std::vector<HistoryRow> historyRows(const std::vector<HistoryEntry>& entries,
                                     const HistoryOptions& options) {
   std::vector<HistoryRow> rows;

@@ -18,6 +18,7 @@
 
 #include "common/base/status.h"
 #include "common/oci/image_config.h"
+#include "coordinator/assembly/image_assembly.h"
 #include "coordinator/state/state_records.h"
 
 namespace lf::coordinator {
@@ -28,6 +29,12 @@ namespace lf::coordinator {
 // missing `created` gives 0.
 Result<std::vector<HistoryEntry>> historyEntries(const oci::ImageConfig& config,
                                                  const std::vector<uint64_t>& layer_sizes);
+
+// The ImageRecord to store after assembly (StateStore), so `layerfarm history` can answer later:
+// digests, media type, platform ("linux/arm64/v8"), created time and historyEntries() with each
+// layer's blob size (compressed, as the manifest lists it).
+Result<ImageRecord> imageRecordOf(const AssembledImage& image, std::vector<std::string> references,
+                                  std::string build_id);
 
 struct HistoryRow {
   std::string image;       // image ID on the newest row ("sha256:..." or 12 hex when truncated)

@@ -6,6 +6,7 @@
 
 #include "common/oci/manifest.h"
 #include "common/oci/media_types.h"
+#include "coordinator/assembly/image_history.h"
 #include "tests/coordinator/assembly/assembly_test_util.h"
 #include "tests/support/shell.h"
 
@@ -358,6 +359,35 @@ TEST(ImageAssembly, RuntimeConfigRoundTrip) {
   base.config.author = "someone";
   oci::ContainerConfig back = containerConfigOf(runtimeConfigOf(base.config));
   EXPECT_EQ(back, base.config.config);
+}
+
+TEST(ImageAssembly, ImageRecordForHistory) {
+  AssemblyFixture f;
+  Scenario s = makeScenario(f);
+  ASSERT_NE(s.planned, nullptr);
+  auto image = assembleImage(s.input(), f.store());
+  ASSERT_TRUE(image.isOk()) << image.status().toString();
+  auto record = imageRecordOf(*image, {"registry.example/team/app:1"}, "b-1");
+  ASSERT_TRUE(record.isOk()) << record.status().toString();
+  EXPECT_EQ(record->manifest_digest, image->manifest.digest);
+  EXPECT_EQ(record->config_digest, image->config_descriptor.digest);
+  EXPECT_EQ(record->media_type, oci::kOciManifest);
+  EXPECT_EQ(record->platform, "linux/amd64");
+  EXPECT_EQ(record->created_unix_ms, kEpoch * 1000);
+  ASSERT_EQ(record->history.size(), 10u);
+  EXPECT_EQ(record->history[3].created_by, "RUN /bin/sh -c make # buildkit");
+  EXPECT_EQ(record->history[3].layer_size, s.layers[2].descriptor.size);
+  EXPECT_EQ(record->history[7].layer_size, 0u);  // RUN true: no layer
+
+  HistoryOptions opts;
+  opts.now_unix_ms = kEpoch * 1000 + 3 * 60'000;
+  opts.image_id = record->config_digest.toString();
+  auto rows = historyRows(record->history, opts);
+  ASSERT_EQ(rows.size(), 10u);
+  EXPECT_EQ(rows[0].created_by, "EXPOSE 8080");
+  EXPECT_EQ(rows[0].created, "3 minutes ago");
+  EXPECT_EQ(rows[0].image, record->config_digest.shortHex());
+  EXPECT_EQ(rows[6].created_by, "RUN /bin/sh -c make # buildkit");
 }
 
 TEST(ImageExport, ParsesOutputSpecs) {
