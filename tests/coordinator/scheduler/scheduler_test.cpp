@@ -170,6 +170,23 @@ TEST_F(SchedulerTest, TheChildGoesWhereItsParentWasBuiltEvenWhenBusier) {
   EXPECT_EQ(placements()[child], "w1");
 }
 
+TEST_F(SchedulerTest, IndependentStagesOfOneBuildRunInParallel) {
+  addWorker(workerInfo("w1"));
+  addWorker(workerInfo("w2"));
+  // Two stages from the same base, both ready at once: both run, on the two workers.
+  std::string builder = submit(request("b1", "t", "builder", {"sha256:base"}), 100);
+  std::string runtime = submit(request("b1", "t", "runtime", {"sha256:base"}), 100);
+  std::map<std::string, std::string> placed = placements(200);
+  EXPECT_EQ(placed[builder], "w1");
+  EXPECT_EQ(placed[runtime], "w2");
+
+  JobEvent done = complete(builder, 1, "w1", succeeded("sha256:b"), 900);
+  EXPECT_EQ(done.submitted_at, at(100));
+  EXPECT_EQ(done.started_at, at(200));
+  EXPECT_EQ(done.worker_id, "w1");
+  EXPECT_EQ(done.attempt, 1);
+}
+
 TEST_F(SchedulerTest, LeastLoadedIsByRunningOverSlotsAndSlotsAreRespected) {
   addWorker(workerInfo("big", 4));
   addWorker(workerInfo("small", 1));
