@@ -46,7 +46,11 @@
 //
 // Thread-safety: none; one thread (the coordinator's io_context thread) owns a Scheduler.
 // Errors: calls with bad arguments or about unknown/stale things return a Status naming the job,
-// attempt and worker; the scheduler's state is unchanged by a call that returns an error.
+// attempt and worker; the scheduler's state is unchanged by a call that returns an error (except
+// complete()'s kCancelled, which frees the slot the cancelled job held).
+// Durability: none. The coordinator records what the events say (StateStore jobs); after a
+// restart it resubmits what its builds still need, and workers reporting jobs from before the
+// restart get cancels (heartbeat, reattachWorker).
 
 #include <chrono>
 #include <cstdint>
