@@ -15,6 +15,14 @@
 //   "ENV A=b", "WORKDIR /x") and comment "buildkit.dockerfile.v0". Metadata steps (ENV, LABEL,
 //   ARG, WORKDIR, ...) get empty_layer=true.
 // - `rootfs.diff_ids`: the base's, then each produced layer's, in step order.
+// Known differences from BuildKit (compared with its dockerfile2llb and image exporter):
+// - created_by is the plan's text. EXPOSE reads "EXPOSE 8080" where BuildKit prints the parsed
+//   ports ("EXPOSE map[8080/tcp:{}]", newer "EXPOSE [8080/tcp]"); the rest match.
+// - WORKDIR is metadata only (the plan has no layer for it); BuildKit also makes the directory
+//   in a layer when it is missing (runtimes create the working directory anyway).
+// - Every new entry's `created` is created_unix_seconds, not each step's own finishing time.
+// - Filled-in base entries have an empty created_by and a comment saying so (BuildKit writes
+//   "created by buildkit" / "buildkit.exporter.image.v0").
 // The number of history entries without empty_layer must equal the number of layers; any
 // mismatch (a layer step without a layer, a layer for a metadata step, a base whose diff_ids and
 // layers differ) is kInvalidArgument naming the step or the field. Nothing is stored then.
