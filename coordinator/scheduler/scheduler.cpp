@@ -279,31 +279,43 @@ bool Scheduler::assignNext(Tenant& tenant, TimePoint now, std::vector<Assignment
 Scheduler::Worker* Scheduler::pickWorker(const Job& job, bool allow_avoided) {
   static const std::vector<std::string> kNone;
   const std::vector<std::string>& avoid = allow_avoided ? kNone : job.avoid;
-  auto avoided = [&](const Worker& worker) {
-    return std::find(avoid.begin(), avoid.end(), worker.info.id) != avoid.end();
-  };
-  Worker* best = nullptr;
-  size_t best_prefix = 0;
-  if (!job.parent_diff_ids.empty()) {
-    auto holders = holders_.find(job.parent_diff_ids.front());
-    if (holders != holders_.end()) {
-      for (Worker* worker : holders->second) {
-        if (!eligible(*worker, job.platform) || avoided(*worker)) {
-          continue;
-        }
-        size_t prefix = 1;
-        while (prefix < job.parent_diff_ids.size() &&
-               worker->info.held_diff_ids.count(job.parent_diff_ids[prefix]) != 0) {
-          ++prefix;
-        }
-        if (best == nullptr || prefix > best_prefix ||
-            (prefix == best_prefix && worker->key < best->key)) {
-          best = worker;
-          best_prefix = prefix;
-        }
+  const std::vector<std::string>& chain = job.parent_diff_ids;
+  if (chain.empty()) {
+    return leastLoaded(job.platform, avoid);
+  }
+  // The best candidate among the holders of one layer of the chain.
+  auto best_among_holders = [&](const std::string& diff_id) -> std::pair<Worker*, size_t> {
+    Worker* best = nullptr;
+    size_t best_prefix = 0;
+    auto holders = holders_.find(diff_id);
+    if (holders == holders_.end()) {
+      return {nullptr, 0};
+    }
+    for (Worker* worker : holders->second) {
+      if (!eligible(*worker, job.platform) ||
+          std::find(avoid.begin(), avoid.end(), worker->info.id) != avoid.end()) {
+        continue;
+      }
+      size_t prefix = 0;
+      while (prefix < chain.size() && worker->info.held_diff_ids.count(chain[prefix]) != 0) {
+        ++prefix;
+      }
+      if (prefix > best_prefix ||
+          (prefix == best_prefix && prefix > 0 && worker->key < best->key)) {
+        best = worker;
+        best_prefix = prefix;
       }
     }
+    return {best, best_prefix};
+  };
+  // Usually one worker (the one that built the parent) holds the whole chain: the holders of the
+  // top layer are few, and a full-chain holder among them cannot be beaten.
+  auto [top, top_prefix] = best_among_holders(chain.back());
+  if (top != nullptr && top_prefix == chain.size()) {
+    return top;
   }
+  // Every worker with a non-empty prefix holds the bottom layer.
+  auto [best, best_prefix] = best_among_holders(chain.front());
   if (best != nullptr) {
     return best;
   }
