@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/blob/directory_blob_store.h"
+#include "worker/daemon/worker_daemon.h"
 #include "worker/exec/step_runner.h"
 #include "worker/exec/step_spec.h"
 #include "worker/recovery/recovery.h"
@@ -136,9 +137,18 @@ int runRecover(const std::string& state_path, std::ostream& out, std::ostream& e
 int runWorkerCli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
   CLI::App app{"layerfarm-worker: runs build steps in sandboxes"};
   app.name("layerfarm-worker");
-  app.require_subcommand(1);
+  // No subcommand with --config: the daemon (`layerfarm-worker --config worker.yaml`).
+  app.require_subcommand(0, 1);
   app.set_version_flag("--version", "layerfarm-worker 0.1.0");
   int exit_code = 0;
+
+  std::string daemon_config;
+  app.add_option("--config", daemon_config,
+                 "Run the worker daemon with this YAML config (see worker/daemon/worker_config.h)");
+  std::string run_config;
+  CLI::App* run_cmd = app.add_subcommand("run", "Run the worker daemon (same as --config)");
+  run_cmd->add_option("--config", run_config, "Worker YAML config")->required();
+  run_cmd->callback([&] { exit_code = runWorkerDaemonCommand(run_config, err); });
 
   ExecOptions exec;
   CLI::App* exec_cmd = app.add_subcommand("exec", "Run one step from a JSON StepSpec");
@@ -170,6 +180,14 @@ int runWorkerCli(int argc, const char* const* argv, std::ostream& out, std::ostr
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e, out, err);
     return code == 0 ? 0 : 2;
+  }
+  if (app.get_subcommands().empty()) {
+    if (daemon_config.empty()) {
+      err << "layerfarm-worker: give a subcommand (exec, recover, run) or --config FILE\n"
+          << app.help();
+      return 2;
+    }
+    return runWorkerDaemonCommand(daemon_config, err);
   }
   return exit_code;
 }

@@ -533,6 +533,16 @@ bool LayerStore::contains(const Digest& diff_id) const {
   return it != impl_->index.end() && it->second.meta.diff_id == diff_id;
 }
 
+std::vector<Digest> LayerStore::diffIds() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<Digest> ids;
+  ids.reserve(impl_->index.size());
+  for (const auto& [name, entry] : impl_->index) {
+    ids.push_back(entry.meta.diff_id);
+  }
+  return ids;
+}
+
 LayerStore::Stats LayerStore::stats() const {
   std::lock_guard lock(impl_->mu);
   return Stats{impl_->index.size(), impl_->total_bytes, impl_->pinned,

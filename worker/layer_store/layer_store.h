@@ -208,6 +208,10 @@ class LayerStore {
   // Whether a layer with this diff ID is in this process's index (no disk access).
   bool contains(const Digest& diff_id) const;
 
+  // The diff IDs of the layers in this process's index (no disk access, no order), e.g. for a
+  // worker telling the coordinator which parent chains it holds unpacked.
+  std::vector<Digest> diffIds() const;
+
   Stats stats() const;
 
   // Evicts unpinned layers (of all processes sharing the root), least recently used first,
