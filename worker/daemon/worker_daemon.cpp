@@ -310,6 +310,7 @@ asio::awaitable<void> mainLoop(Impl* d) {
   while (!d->finished && !d->stopped && d->fatal.isOk()) {
     auto c = std::make_shared<Conn>(d->io);
     co_await runConn(d, c);
+    d->maybeFinish();  // a drain that waited for this connection to register
     if (d->finished || d->stopped || !d->fatal.isOk()) {
       break;
     }
@@ -526,6 +527,9 @@ void Impl::maybeFinish() {
     return;
   }
   startDeliverDeadline();
+  if (conn && !conn->closed && !conn->registered) {
+    return;  // registering: onRegistered() or the end of the connection comes back here
+  }
   bool connected = conn && conn->registered && !conn->closed;
   if (!connected) {
     if (outbox.pendingResults() == 0) {

@@ -4,6 +4,8 @@
 #include "worker/daemon/worker_daemon.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "tests/worker/daemon/daemon_test_util.h"
 
@@ -207,6 +209,22 @@ TEST(WorkerDaemonTest, SecondDrainCancelsRunningSteps) {
   auto result = coord.waitFor(resultOf("stuck"));
   ASSERT_TRUE(result);
   EXPECT_EQ(result->job_result().result().outcome(), v1::STEP_OUTCOME_CANCELLED);
+  EXPECT_TRUE(d.join().isOk());
+  d.thread = std::thread([] {});
+}
+
+TEST(WorkerDaemonTest, SigtermDrainsWhenSignalsAreHandled) {
+  FakeCoordinator coord("tok");
+  FakeExecutor exec;
+  WorkerDaemonOptions options = optionsFor(coord, "tok");
+  options.handle_signals = true;
+  RunningDaemon d(options, exec);
+  ASSERT_TRUE(coord.waitFor(isRegister));  // run() installed its handlers before connecting
+  ASSERT_EQ(::kill(::getpid(), SIGTERM), 0);
+  auto notice = coord.waitFor([](const v1::WorkerMessage& m) { return m.has_drain_notice(); });
+  ASSERT_TRUE(notice);
+  EXPECT_EQ(notice->drain_notice().reason(), "SIGTERM");
+  ASSERT_TRUE(coord.waitFor([](const v1::WorkerMessage& m) { return m.has_goodbye(); }));
   EXPECT_TRUE(d.join().isOk());
   d.thread = std::thread([] {});
 }
