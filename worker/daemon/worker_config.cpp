@@ -73,9 +73,9 @@ void readInt(const YAML::Node& node, std::string_view key, T& out, int64_t min, 
   } catch (const std::invalid_argument&) {
     p.add(node, key, "must be an integer, got \"" + text + "\"");
   } catch (const std::out_of_range&) {
-    p.add(node, key,
-          "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " +
-              text);
+    p.add(
+        node, key,
+        "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + text);
   }
 }
 
@@ -94,6 +94,7 @@ void readBool(const YAML::Node& node, std::string_view key, bool& out, Problems&
 }
 
 constexpr uint64_t kMaxU32 = std::numeric_limits<uint32_t>::max();
+constexpr uint64_t kMaxU64 = std::numeric_limits<uint64_t>::max();
 constexpr uint64_t kMaxI64 = std::numeric_limits<int64_t>::max();
 
 using FieldReader = std::function<void(const YAML::Node&, const std::string&)>;
@@ -182,90 +183,92 @@ std::string trim(std::string text) {
   return begin == std::string::npos ? std::string() : text.substr(begin, end - begin + 1);
 }
 
-std::map<std::string, FieldReader> topLevelReaders(WorkerConfig& c, Problems& p,
-                                                   std::map<std::string, YAML::Node>& seen) {
-  auto str = [&](std::string& out) {
-    return [&p, &seen, &out](const YAML::Node& n, const std::string& k) {
-      seen[k] = n;
-      readScalar(n, k, out, p);
+// Makes FieldReaders. They outlive the builder: each captures only what outlives it (the field,
+// the problems, the map of nodes seen) and plain values.
+class Readers {
+ public:
+  Readers(Problems& p, std::map<std::string, YAML::Node>& seen) : p_(p), seen_(seen) {}
+
+  FieldReader str(std::string& out) const {
+    return [p = &p_, seen = &seen_, &out](const YAML::Node& n, const std::string& k) {
+      (*seen)[k] = n;
+      readScalar(n, k, out, *p);
     };
-  };
-  auto path = [&](std::filesystem::path& out) {
-    return [&p, &seen, &out](const YAML::Node& n, const std::string& k) {
-      seen[k] = n;
+  }
+  FieldReader absolutePath(std::filesystem::path& out) const {
+    return [p = &p_, seen = &seen_, &out](const YAML::Node& n, const std::string& k) {
+      (*seen)[k] = n;
       std::string text;
-      if (readScalar(n, k, text, p)) {
+      if (readScalar(n, k, text, *p)) {
         if (text.empty() || text[0] != '/') {
-          p.add(n, k, "must be an absolute path, got \"" + text + "\"");
+          p->add(n, k, "must be an absolute path, got \"" + text + "\"");
         }
         out = text;
       }
     };
-  };
-  std::map<std::string, FieldReader> r;
-  r["coordinator"] = str(c.coordinator_url);
-  r["token"] = str(c.token);
-  r["token_file"] = str(c.token_file);
-  r["worker_id"] = str(c.worker_id);
-  r["cgroup_parent"] = str(c.cgroup_parent);
-  r["state_dir"] = path(c.state_dir);
-  r["slots"] = [&c, &p](const YAML::Node& n, const std::string& k) { readInt(n, k, c.slots, 1, 1024, p); };
-  r["layer_budget_bytes"] = [&c, &p](const YAML::Node& n, const std::string& k) {
-    readInt(n, k, c.layer_budget_bytes, 0, std::numeric_limits<uint64_t>::max(), p);
-  };
-  r["allow_host_network"] = [&c, &p](const YAML::Node& n, const std::string& k) {
-    readBool(n, k, c.allow_host_network, p);
-  };
-  r["cgroups"] = [&c, &p](const YAML::Node& n, const std::string& k) { readBool(n, k, c.use_cgroups, p); };
-  auto u32 = [&](uint32_t& out, int64_t min, uint64_t max) {
-    return [&p, &seen, &out, min, max](const YAML::Node& n, const std::string& k) {
-      seen[k] = n;
-      readInt(n, k, out, min, max, p);
+  }
+  template <typename T>
+  FieldReader integer(T& out, int64_t min, uint64_t max) const {
+    return [p = &p_, seen = &seen_, &out, min, max](const YAML::Node& n, const std::string& k) {
+      (*seen)[k] = n;
+      readInt(n, k, out, min, max, *p);
     };
-  };
-  r["heartbeat_interval_ms"] = u32(c.heartbeat_interval_ms, 100, 600000);
-  r["reconnect_backoff_min_ms"] = u32(c.reconnect_backoff_min_ms, 10, 3600000);
-  r["reconnect_backoff_max_ms"] = u32(c.reconnect_backoff_max_ms, 10, 3600000);
-  r["connect_timeout_ms"] = u32(c.connect_timeout_ms, 100, 3600000);
-  r["log_block_ms"] = u32(c.log_block_ms, 0, kMaxU32);
-  r["drain_deliver_timeout_ms"] = u32(c.drain_deliver_timeout_ms, 0, kMaxU32);
-  r["log_queue_bytes"] = [&c, &p](const YAML::Node& n, const std::string& k) {
-    readInt(n, k, c.log_queue_bytes, 4096, kMaxI64, p);
-  };
-  r["labels"] = [&c, &p](const YAML::Node& n, const std::string& k) {
-    if (!n.IsMap()) {
-      p.add(n, k, "must be a map of strings");
-      return;
-    }
-    for (const auto& e : n) {
-      std::string value;
-      if (e.first.IsScalar() && readScalar(e.second, k + "." + e.first.Scalar(), value, p)) {
-        c.labels[e.first.Scalar()] = value;
+  }
+  FieldReader boolean(bool& out) const {
+    return [p = &p_, &out](const YAML::Node& n, const std::string& k) { readBool(n, k, out, *p); };
+  }
+  FieldReader labels(std::map<std::string, std::string>& out) const {
+    return [p = &p_, &out](const YAML::Node& n, const std::string& k) {
+      if (!n.IsMap()) {
+        p->add(n, k, "must be a map of strings");
+        return;
       }
-    }
-  };
-  // The readers outlive this function: they capture the config, the problems and the seen map
-  // (which outlive them) by reference, and local helpers by value.
-  r["blob_store"] = [&c, &p, path](const YAML::Node& n, const std::string& k) {
-    std::map<std::string, FieldReader> sub;
-    sub["directory"] = path(c.blob_dir);
-    readMap(n, k, sub, p);
-  };
-  r["default_limits"] = [&c, &p](const YAML::Node& n, const std::string& k) {
-    std::map<std::string, FieldReader> sub;
-    auto& l = c.default_limits;
-    sub["timeout_ms"] = [&](const YAML::Node& v, const std::string& kk) {
-      readInt(v, kk, l.timeout_ms, 0, kMaxI64, p);
+      for (const auto& e : n) {
+        std::string value;
+        if (e.first.IsScalar() && readScalar(e.second, k + "." + e.first.Scalar(), value, *p)) {
+          out[e.first.Scalar()] = value;
+        }
+      }
     };
-    sub["memory_bytes"] = [&](const YAML::Node& v, const std::string& kk) {
-      readInt(v, kk, l.memory_bytes, 0, kMaxI64, p);
+  }
+  // A nested map whose readers are made when it is read.
+  FieldReader nested(std::map<std::string, FieldReader> sub) const {
+    return [p = &p_, sub = std::move(sub)](const YAML::Node& n, const std::string& k) {
+      readMap(n, k, sub, *p);
     };
-    sub["pids_max"] = [&](const YAML::Node& v, const std::string& kk) {
-      readInt(v, kk, l.pids_max, 0, kMaxI64, p);
-    };
-    readMap(n, k, sub, p);
+  }
+
+ private:
+  Problems& p_;
+  std::map<std::string, YAML::Node>& seen_;
+};
+
+std::map<std::string, FieldReader> topLevelReaders(WorkerConfig& c, const Readers& r) {
+  WorkerLimitsConfig& limits = c.default_limits;
+  return {
+      {"coordinator", r.str(c.coordinator_url)},
+      {"token", r.str(c.token)},
+      {"token_file", r.str(c.token_file)},
+      {"worker_id", r.str(c.worker_id)},
+      {"slots", r.integer(c.slots, 1, 1024)},
+      {"labels", r.labels(c.labels)},
+      {"state_dir", r.absolutePath(c.state_dir)},
+      {"blob_store", r.nested({{"directory", r.absolutePath(c.blob_dir)}})},
+      {"layer_budget_bytes", r.integer(c.layer_budget_bytes, 0, kMaxU64)},
+      {"allow_host_network", r.boolean(c.allow_host_network)},
+      {"default_limits", r.nested({{"timeout_ms", r.integer(limits.timeout_ms, 0, kMaxI64)},
+                                   {"memory_bytes", r.integer(limits.memory_bytes, 0, kMaxI64)},
+                                   {"pids_max", r.integer(limits.pids_max, 0, kMaxI64)}})},
+      {"cgroups", r.boolean(c.use_cgroups)},
+      {"cgroup_parent", r.str(c.cgroup_parent)},
+      {"heartbeat_interval_ms", r.integer(c.heartbeat_interval_ms, 100, 600000)},
+      {"reconnect_backoff_min_ms", r.integer(c.reconnect_backoff_min_ms, 10, 3600000)},
+      {"reconnect_backoff_max_ms", r.integer(c.reconnect_backoff_max_ms, 10, 3600000)},
+      {"connect_timeout_ms", r.integer(c.connect_timeout_ms, 100, 3600000)},
+      {"log_queue_bytes", r.integer(c.log_queue_bytes, 4096, kMaxI64)},
+      {"log_block_ms", r.integer(c.log_block_ms, 0, kMaxU32)},
+      {"drain_deliver_timeout_ms", r.integer(c.drain_deliver_timeout_ms, 0, kMaxU32)},
   };
-  return r;
 }
 
 void resolveToken(WorkerConfig& c, const std::map<std::string, YAML::Node>& seen, Problems& p) {
@@ -351,7 +354,7 @@ Result<WorkerConfig> parseWorkerConfig(std::string_view yaml, std::string_view s
       problems.addPlain("must be a YAML map of settings");
       return problems.status();
     }
-    auto readers = topLevelReaders(config, problems, seen);
+    auto readers = topLevelReaders(config, Readers(problems, seen));
     readMap(root, "", readers, problems);
     validate(config, seen, problems);
   } catch (const YAML::Exception& e) {

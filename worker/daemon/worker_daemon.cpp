@@ -1,7 +1,9 @@
 // The WorkerDaemon's io side: the one file of the worker that includes Beast (WebSocket).
 // Coroutines are named functions taking their arguments by value (lambda coroutines with
 // captures double-free with g++ 12, see ARCHITECTURE.md).
+// clang-format off
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+// clang-format on
 
 #include "worker/daemon/worker_daemon.h"
 
@@ -207,9 +209,9 @@ asio::awaitable<Status> connectConn(Impl* d, std::shared_ptr<Conn> c) {
   const std::string where = cfg.coordinator_url;
   error_code ec;
   tcp::resolver resolver(d->io);
-  auto endpoints = co_await resolver.async_resolve(
-      cfg.coordinator_host, std::to_string(cfg.coordinator_port),
-      asio::redirect_error(asio::use_awaitable, ec));
+  auto endpoints =
+      co_await resolver.async_resolve(cfg.coordinator_host, std::to_string(cfg.coordinator_port),
+                                      asio::redirect_error(asio::use_awaitable, ec));
   if (ec) {
     co_return unavailable("resolve " + cfg.coordinator_host + ": " + ec.message());
   }
@@ -290,8 +292,8 @@ asio::awaitable<void> runConn(Impl* d, std::shared_ptr<Conn> c) {
     if (!c->ws.got_binary()) {
       d->badFrame(c, "a text frame (the protocol is binary protobuf)");
     } else if (!message.ParseFromArray(buffer.data().data(), static_cast<int>(buffer.size()))) {
-      d->badFrame(c, "a frame that is not a CoordinatorMessage (" +
-                         std::to_string(buffer.size()) + " bytes)");
+      d->badFrame(c, "a frame that is not a CoordinatorMessage (" + std::to_string(buffer.size()) +
+                         " bytes)");
     } else {
       d->dispatch(c, message);
     }
@@ -319,8 +321,7 @@ asio::awaitable<void> mainLoop(Impl* d) {
     }
     std::uniform_real_distribution<double> jitter(0.8, 1.2);
     auto wait = std::chrono::milliseconds(static_cast<int64_t>(backoff_ms * jitter(d->rng)));
-    spdlog::info("worker reconnects coordinator={} in_ms={}", d->cfg.coordinator_url,
-                 wait.count());
+    spdlog::info("worker reconnects coordinator={} in_ms={}", d->cfg.coordinator_url, wait.count());
     error_code ec;
     d->backoff_timer.expires_after(wait);
     co_await d->backoff_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -466,8 +467,8 @@ void Impl::onRegistered(const std::shared_ptr<Conn>& c, const v1::Registered& r)
   }
   c->registered = true;
   c->register_deadline.cancel();
-  c->heartbeat_ms = r.heartbeat_interval_ms() != 0 ? r.heartbeat_interval_ms()
-                                                   : cfg.heartbeat_interval_ms;
+  c->heartbeat_ms =
+      r.heartbeat_interval_ms() != 0 ? r.heartbeat_interval_ms() : cfg.heartbeat_interval_ms;
   {
     std::lock_guard lock(stats_mu);
     ++stats.registrations;

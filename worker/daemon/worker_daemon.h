@@ -50,8 +50,8 @@ class StepExecutor {
  public:
   using LogCallback = std::function<void(const layerfarm::v1::StepLog&)>;
   virtual ~StepExecutor() = default;
-  virtual layerfarm::v1::StepResult run(const layerfarm::v1::StepSpec& spec,
-                                        const LogCallback& log, sandbox::Canceller* cancel) = 0;
+  virtual layerfarm::v1::StepResult run(const layerfarm::v1::StepSpec& spec, const LogCallback& log,
+                                        sandbox::Canceller* cancel) = 0;
   // Diff IDs ("sha256:<hex>") of the unpacked layers held, for Register and Heartbeat.
   virtual std::vector<std::string> heldDiffIds() const = 0;
   // Bytes of unpacked layers held.
@@ -88,13 +88,13 @@ struct WorkerDaemonStats {
   uint64_t connects = 0;       // handshakes that succeeded
   uint64_t registrations = 0;  // Registered{accepted} received
   uint64_t connection_failures = 0;
-  uint64_t bad_frames = 0;     // malformed / unknown frames from the coordinator
+  uint64_t bad_frames = 0;  // malformed / unknown frames from the coordinator
   uint64_t heartbeats_sent = 0;
   uint64_t jobs_started = 0;
   uint64_t jobs_rejected = 0;
-  uint64_t results_sent = 0;   // JobResult frames written (a resend counts again)
+  uint64_t results_sent = 0;  // JobResult frames written (a resend counts again)
   uint64_t log_lines_dropped = 0;
-  std::string last_error;      // the last connection problem, for tests and logs
+  std::string last_error;  // the last connection problem, for tests and logs
 };
 
 class WorkerDaemon {

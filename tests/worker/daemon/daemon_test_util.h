@@ -3,6 +3,7 @@
 // Helpers shared by the worker daemon tests: a fake StepExecutor, options for a daemon talking to
 // a FakeCoordinator, and a daemon running on its own thread.
 
+#include <gtest/gtest.h>
 #include <poll.h>
 
 #include <chrono>
@@ -13,8 +14,6 @@
 #include "proto/layerfarm/v1/worker_protocol.pb.h"
 #include "tests/worker/daemon/fake_coordinator.h"
 #include "worker/daemon/worker_daemon.h"
-
-#include <gtest/gtest.h>
 
 namespace lf::worker::daemon_test {
 
@@ -103,7 +102,8 @@ inline WorkerDaemonOptions optionsFor(const FakeCoordinator& coord, const std::s
   return o;
 }
 
-inline v1::CoordinatorMessage assign(const std::string& job, uint32_t attempt, const std::string& cmd) {
+inline v1::CoordinatorMessage assign(const std::string& job, uint32_t attempt,
+                                     const std::string& cmd) {
   v1::CoordinatorMessage m;
   v1::JobAssign& a = *m.mutable_job_assign();
   a.set_job_id(job);

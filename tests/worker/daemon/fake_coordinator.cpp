@@ -1,4 +1,6 @@
+// clang-format off
 #include <utility>  // before Asio: Boost 1.74's awaitable.hpp needs std::exchange
+// clang-format on
 
 #include "tests/worker/daemon/fake_coordinator.h"
 
@@ -201,7 +203,9 @@ std::string FakeCoordinator::url() const {
   return "ws://127.0.0.1:" + std::to_string(impl_->port) + "/v1/workers";
 }
 
-void FakeCoordinator::send(const v1::CoordinatorMessage& m) { sendRaw(m.SerializeAsString(), false); }
+void FakeCoordinator::send(const v1::CoordinatorMessage& m) {
+  sendRaw(m.SerializeAsString(), false);
+}
 
 void FakeCoordinator::sendRaw(std::string bytes, bool text) {
   Impl* d = impl_.get();

@@ -113,7 +113,7 @@ TEST(OutboxTest, ConnectionFramesAreDroppedResultsAndLogsKeptAndRequeued) {
   auto res = box.pop();
   ASSERT_TRUE(res && res->has_job_result());
   EXPECT_EQ(box.pendingResults(), 0u);
-  box.requeueFront(*res);  // its write failed
+  box.requeueFront(*res);       // its write failed
   box.requeueFront(heartbeat);  // dropped: only results and logs come back
   EXPECT_EQ(box.size(), 1u);
   EXPECT_EQ(box.pendingResults(), 1u);

@@ -40,7 +40,9 @@ TEST(WorkerConfigTest, EveryFieldIsRead) {
   auto token = dir.write("token", "  tok-from-file\n");
   std::string yaml =
       "coordinator: ws://10.0.0.1:9000\n"
-      "token_file: " + token.string() + "\n"
+      "token_file: " +
+      token.string() +
+      "\n"
       "worker_id: build-7\n"
       "slots: 8\n"
       "labels: {zone: a, disk: ssd}\n"
@@ -86,10 +88,10 @@ TEST(WorkerConfigTest, EveryFieldIsRead) {
 
 TEST(WorkerConfigTest, AllProblemsAreReportedWithLines) {
   auto c = parseWorkerConfig(
-      "coordinator: http://x:1\n"   // 1: wrong scheme
+      "coordinator: http://x:1\n"  // 1: wrong scheme
       "token: t\n"
-      "slots: 0\n"                  // 3: out of range
-      "slotz: 3\n"                  // 4: unknown key
+      "slots: 0\n"                           // 3: out of range
+      "slotz: 3\n"                           // 4: unknown key
       "blob_store: {directory: relative}\n"  // 5: not absolute
       "allow_host_network: maybe\n"          // 6: not a bool
       "default_limits: {timeout: 5}\n"       // 7: unknown nested key
@@ -100,11 +102,9 @@ TEST(WorkerConfigTest, AllProblemsAreReportedWithLines) {
   EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
   const std::string& m = c.status().message();
   EXPECT_NE(m.find("bad.yaml:1: coordinator: must start with ws://"), std::string::npos) << m;
-  EXPECT_NE(m.find("bad.yaml:3: slots: must be between 1 and 1024, got 0"), std::string::npos)
-      << m;
+  EXPECT_NE(m.find("bad.yaml:3: slots: must be between 1 and 1024, got 0"), std::string::npos) << m;
   EXPECT_NE(m.find("bad.yaml:4: slotz: unknown key"), std::string::npos) << m;
-  EXPECT_NE(m.find("bad.yaml:5: blob_store.directory: must be an absolute path"),
-            std::string::npos)
+  EXPECT_NE(m.find("bad.yaml:5: blob_store.directory: must be an absolute path"), std::string::npos)
       << m;
   EXPECT_NE(m.find("bad.yaml:6: allow_host_network: must be true or false"), std::string::npos)
       << m;

@@ -1,8 +1,7 @@
 // A real RUN step in the sandbox through the WorkerDaemon and a fake coordinator. Root only.
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "common/blob/directory_blob_store.h"
 #include "common/layer/layer_writer.h"
@@ -27,7 +26,7 @@ TEST(WorkerDaemonRootTest, RunsARealStepAndReportsItsLayer) {
   lf::testing::TempDir dir;
   fs::path rootfs = dir / "rootfs";
   auto made = lf::testing::runShell(std::string(LF_TEST_DATA_DIR) + "/make-busybox-rootfs.sh " +
-                                rootfs.string());
+                                    rootfs.string());
   ASSERT_EQ(made.code, 0) << made.text;
   auto blobs = blob::DirectoryBlobStore::open(dir / "blobs");
   ASSERT_TRUE(blobs.isOk()) << blobs.status().toString();

@@ -234,10 +234,11 @@ TEST(WorkerDaemonTest, DrainWithoutCoordinatorExitsWhenNothingIsPending) {
   WorkerDaemonOptions o;
   // Nobody listens on this port any more: every connect fails.
   uint16_t port = FakeCoordinator("t").port();
-  auto parsed = parseWorkerConfig("coordinator: ws://127.0.0.1:" + std::to_string(port) +
-                                      "/\ntoken: t\nworker_id: w\nblob_store: {directory: /x}\n"
-                                      "reconnect_backoff_min_ms: 20\nreconnect_backoff_max_ms: 50\n",
-                                  "t.yaml");
+  auto parsed =
+      parseWorkerConfig("coordinator: ws://127.0.0.1:" + std::to_string(port) +
+                            "/\ntoken: t\nworker_id: w\nblob_store: {directory: /x}\n"
+                            "reconnect_backoff_min_ms: 20\nreconnect_backoff_max_ms: 50\n",
+                        "t.yaml");
   ASSERT_TRUE(parsed.isOk());
   o.config = *parsed;
   WorkerDaemon daemon(o, exec);
