@@ -1,6 +1,8 @@
 // A real RUN step in the sandbox through the WorkerDaemon and a fake coordinator. Root only.
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/blob/directory_blob_store.h"
@@ -88,6 +90,57 @@ TEST(WorkerDaemonRootTest, RunsARealStepAndReportsItsLayer) {
   }));
   auto removed = cgroup::removeStaleCgroups(runner_options.cgroups);
   removed.status().ignore();  // best effort: the test's own parent cgroup
+}
+
+// The real binary: `layerfarm-worker --config worker.yaml` registers, and SIGTERM drains it:
+// it says Goodbye and exits 0.
+TEST(WorkerDaemonRootTest, BinaryRegistersAndDrainsOnSigterm) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root (start-up recovery unmounts below the state dir)";
+  }
+  lf::testing::TempDir dir;
+  auto blobs = blob::DirectoryBlobStore::open(dir / "blobs");
+  ASSERT_TRUE(blobs.isOk()) << blobs.status().toString();
+  FakeCoordinator coord("cli-token");
+  fs::path config = dir.write("worker.yaml", "coordinator: " + coord.url() +
+                                                 "\n"
+                                                 "token: cli-token\n"
+                                                 "worker_id: cli-worker\n"
+                                                 "state_dir: " +
+                                                 (dir / "state").string() +
+                                                 "\n"
+                                                 "blob_store: {directory: " +
+                                                 (dir / "blobs").string() +
+                                                 "}\n"
+                                                 "cgroups: false\n");
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl(LF_WORKER_BINARY, LF_WORKER_BINARY, "--config", config.c_str(), nullptr);
+    ::_exit(127);
+  }
+  auto reg = coord.waitFor(isRegister);
+  if (!reg) {
+    ::kill(pid, SIGKILL);
+  }
+  ASSERT_TRUE(reg);
+  EXPECT_EQ(reg->register_().worker_id(), "cli-worker");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  EXPECT_TRUE(coord.waitFor([](const v1::WorkerMessage& m) { return m.has_goodbye(); }));
+  int status = 0;
+  auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  pid_t done = 0;
+  while ((done = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(10ms);
+  }
+  if (done != pid) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    FAIL() << "layerfarm-worker did not exit after SIGTERM";
+  }
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 
 }  // namespace
