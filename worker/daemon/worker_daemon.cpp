@@ -70,6 +70,8 @@ struct Conn {
   bool closed = false;
   bool registered = false;
   bool writer_running = false;
+  // A heartbeat waits in the outbox: a coordinator that reads slowly gets one, not a pile.
+  bool heartbeat_queued = false;
   uint32_t heartbeat_ms = 0;
   std::set<std::string> reported_layers;  // what the coordinator knows we hold
 };
@@ -167,6 +169,7 @@ asio::awaitable<void> writerLoop(Impl* d, std::shared_ptr<Conn> c) {
         ++d->stats.results_sent;
       } else if (frame->has_heartbeat()) {
         ++d->stats.heartbeats_sent;
+        c->heartbeat_queued = false;
       }
     }
     if (frame->has_goodbye()) {
@@ -189,7 +192,10 @@ asio::awaitable<void> heartbeatLoop(Impl* d, std::shared_ptr<Conn> c) {
     if (c->closed) {
       break;
     }
-    d->outbox.push(d->makeHeartbeat(*c));
+    if (!c->heartbeat_queued) {
+      c->heartbeat_queued = true;
+      d->outbox.push(d->makeHeartbeat(*c));
+    }
   }
 }
 
