@@ -119,8 +119,10 @@ int runExec(const ExecOptions& o, std::ostream& out, std::ostream& err) {
   return 0;
 }
 
-int runRecover(const std::string& state_path, std::ostream& out, std::ostream& err) {
+int runRecover(const std::string& state_path, const std::string& cgroup_parent,
+               std::ostream& out, std::ostream& err) {
   cgroup::CgroupConfig cgroups;
+  cgroups.parent = cgroup_parent;
   auto summary = recoverAfterCrash(fs::absolute(state_path), cgroups);
   if (!summary.isOk()) {
     err << "layerfarm-worker recover: " << summary.status().message() << "\n";
@@ -173,7 +175,13 @@ int runWorkerCli(int argc, const char* const* argv, std::ostream& out, std::ostr
   CLI::App* recover_cmd =
       app.add_subcommand("recover", "Clean up mounts, dirs and cgroups of crashed steps");
   recover_cmd->add_option("--state", recover_state, "Worker state dir")->capture_default_str();
-  recover_cmd->callback([&] { exit_code = runRecover(recover_state, out, err); });
+  std::string recover_cgroup_parent = "layerfarm";
+  recover_cmd
+      ->add_option("--cgroup-parent", recover_cgroup_parent,
+                   "Every cgroup below this one is killed and removed")
+      ->capture_default_str();
+  recover_cmd->callback(
+      [&] { exit_code = runRecover(recover_state, recover_cgroup_parent, out, err); });
 
   try {
     app.parse(argc, argv);

@@ -21,6 +21,7 @@
 #include "proto/layerfarm/v1/step.pb.h"
 #include "tests/support/shell.h"
 #include "tests/support/temp_dir.h"
+#include "worker/cgroup/cgroup.h"
 #include "worker/exec/step_spec.h"
 
 namespace lf::worker {
@@ -57,6 +58,12 @@ class WorkerExecTest : public ::testing::Test {
                                             info->media_type}));
   }
   static void TearDownTestSuite() {
+    if (::geteuid() == 0) {
+      cgroup::CgroupConfig config;
+      config.parent = cgroupParent();
+      auto removed = cgroup::removeStaleCgroups(config);
+      EXPECT_TRUE(removed.isOk()) << removed.status().toString();
+    }
     delete base_;
     base_ = nullptr;
     delete dir_;
@@ -70,6 +77,9 @@ class WorkerExecTest : public ::testing::Test {
   }
 
   static fs::path blobs() { return *dir_ / "blobs"; }
+  // Per test process (ctest runs each test in its own): `recover` kills every cgroup below its
+  // parent, which must not reach the steps of tests running at the same time.
+  static std::string cgroupParent() { return "layerfarm-test-" + std::to_string(::getpid()); }
   fs::path state() const { return *dir_ / "state"; }
 
   v1::StepSpec runSpec(const std::string& shell_command) const {
@@ -88,7 +98,8 @@ class WorkerExecTest : public ::testing::Test {
     fs::path spec_path = *dir_ / (name + ".json");
     std::ofstream(spec_path) << stepSpecToJson(spec);
     return std::string(LF_WORKER_BINARY) + " exec --spec " + spec_path.string() + " --blobs " +
-           blobs().string() + " --state " + state().string();
+           blobs().string() + " --state " + state().string() + " --cgroup-parent " +
+           cgroupParent() + "/" + name;
   }
 
   ExecOutcome exec(const v1::StepSpec& spec) const {
@@ -272,7 +283,7 @@ TEST_F(WorkerExecTest, KilledWorkerLeavesNothingMountedOrRunningAfterRecover) {
   // The step's scratch dir is left; the next start (recover) removes it.
   EXPECT_FALSE(fs::is_empty(state() / "steps"));
   auto recovered = runShell(std::string(LF_WORKER_BINARY) + " recover --state " +
-                            state().string());
+                            state().string() + " --cgroup-parent " + cgroupParent());
   EXPECT_EQ(recovered.code, 0) << recovered.text;
   EXPECT_TRUE(fs::is_empty(state() / "steps")) << recovered.text;
 }
