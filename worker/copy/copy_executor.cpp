@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <string_view>
 
+#include "common/context/pattern.h"
 #include "common/layer/secure_fs.h"
 #include "worker/copy/archive_extract.h"
 #include "worker/copy/copy_fs.h"
@@ -97,14 +98,16 @@ Result<std::vector<Selected>> expandSource(int src_root, const std::string& what
         continue;  // not a directory (or missing): matches nothing, as in Go
       }
       UniqueFd dir(fd);
+      // The planner selects (and keys) COPY sources with the same GlobPattern, so the worker
+      // copies exactly the files the cache key covers.
+      auto glob = context::GlobPattern::compile(part, context::GlobSyntax::kFilepath);
+      if (!glob.isOk()) {
+        return glob.status().withContext(what + ": " + written);
+      }
       LF_ASSIGN_OR_RETURN(std::vector<std::string> names, layer::listDirectory(dir.get(), prefix));
       std::sort(names.begin(), names.end());
       for (const std::string& name : names) {
-        auto matched = matchPattern(part, name);
-        if (!matched.isOk()) {
-          return matched.status().withContext(what + ": " + written);
-        }
-        if (*matched) {
+        if (glob->matches(name)) {
           next.push_back(prefix.empty() ? name : prefix + "/" + name);
         }
       }
