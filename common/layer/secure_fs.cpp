@@ -48,7 +48,7 @@ std::string joinPath(const std::vector<std::string>& components, size_t count) {
   return out;
 }
 
-Result<UniqueFd> openInRoot(int root_fd, const std::string& rel, int flags) {
+int openInRootRaw(int root_fd, const std::string& rel, int flags) {
   struct open_how how = {};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
@@ -56,16 +56,23 @@ Result<UniqueFd> openInRoot(int root_fd, const std::string& rel, int flags) {
   while (true) {
     long fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
     if (fd >= 0) {
-      return UniqueFd(static_cast<int>(fd));
+      return static_cast<int>(fd);
     }
-    if (errno == EINTR || errno == EAGAIN) {
-      continue;  // EAGAIN: a concurrent rename raced the lookup; retry
+    if (errno != EINTR && errno != EAGAIN) {  // EAGAIN: a concurrent rename raced the lookup
+      return -errno;
     }
-    if (errno == ENOSYS) {
-      return failedPrecondition("openat2 is not available (Linux >= 5.6 is required)");
-    }
-    return errnoStatus(errno, "open '" + std::string(path) + "'");
   }
+}
+
+Result<UniqueFd> openInRoot(int root_fd, const std::string& rel, int flags) {
+  int fd = openInRootRaw(root_fd, rel, flags);
+  if (fd >= 0) {
+    return UniqueFd(fd);
+  }
+  if (fd == -ENOSYS) {
+    return failedPrecondition("openat2 is not available (Linux >= 5.6 is required)");
+  }
+  return errnoStatus(-fd, "open '" + std::string(rel.empty() ? "." : rel) + "'");
 }
 
 Result<UniqueFd> openDirInRoot(int root_fd, const std::vector<std::string>& components,

@@ -28,6 +28,10 @@ std::string joinPath(const std::vector<std::string>& components, size_t count);
 // rules above. `flags` are open(2) flags (O_PATH, O_DIRECTORY, O_NOFOLLOW...).
 Result<UniqueFd> openInRoot(int root_fd, const std::string& rel, int flags);
 
+// The same resolution, returning the fd (the caller closes it) or -errno, for callers that must
+// tell "missing" from "not a directory" (Status codes fold the two together).
+int openInRootRaw(int root_fd, const std::string& rel, int flags);
+
 // Opens the directory holding components[0..count) beneath the root, creating missing
 // directories (mode 0755, root-owned by the caller) when `create` is set.
 Result<UniqueFd> openDirInRoot(int root_fd, const std::vector<std::string>& components,

@@ -1,8 +1,6 @@
 #include "worker/copy/copy_fs.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
-#include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -14,22 +12,6 @@
 #include "common/layer/secure_fs.h"
 
 namespace lf::worker::copy_internal {
-
-int openInRootRaw(int root_fd, const std::string& rel, int flags) {
-  struct open_how how = {};
-  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  const char* path = rel.empty() ? "." : rel.c_str();
-  while (true) {
-    long fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
-    if (fd >= 0) {
-      return static_cast<int>(fd);
-    }
-    if (errno != EINTR && errno != EAGAIN) {  // EAGAIN: a concurrent rename raced the lookup
-      return -errno;
-    }
-  }
-}
 
 Status DestTree::error(const std::string& message) const {
   return invalidArgument(what + ": " + message);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/base/status.h"
+#include "common/layer/secure_fs.h"
 #include "common/layer/unique_fd.h"
 #include "worker/copy/copy_executor.h"
 
@@ -26,9 +27,7 @@ namespace lf::worker::copy_internal {
 
 using layer::UniqueFd;
 
-// openat2(root_fd, rel, flags, RESOLVE_IN_ROOT...) returning the fd or -errno, so callers can
-// tell "missing" from "not a directory" (Status codes fold the two together).
-int openInRootRaw(int root_fd, const std::string& rel, int flags);
+using layer::openInRootRaw;
 
 // Metadata to give a created or copied entry.
 struct EntryMeta {
