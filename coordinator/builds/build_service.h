@@ -1,0 +1,74 @@
+#pragma once
+
+// BuildService: what the HTTP API (coordinator/api) asks of the builds. Implemented by
+// BuildManager (coordinator/builds/build_manager.h); HTTP tests use a fake.
+//
+// Thread-safety: every method may be called from any thread. Calls may block on RocksDB or the
+// blob store (milliseconds), never on a build's progress.
+// Errors carry the codes docs/http-api.md maps to HTTP statuses (kInvalidArgument 400,
+// kPermissionDenied 403, kNotFound 404, kFailedPrecondition 409, kUnavailable 503).
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/base/status.h"
+#include "common/blob/blob_store.h"
+#include "common/digest/digest.h"
+#include "coordinator/builds/build_event_log.h"
+#include "coordinator/scheduler/scheduler.h"
+#include "coordinator/state/state_records.h"
+#include "coordinator/state/state_store.h"
+
+namespace lf::coordinator {
+
+// Who is asking: decided by the HTTP layer from the bearer token (coordinator config `clients`).
+struct Caller {
+  std::string tenant = "default";
+  // Namespaces (first path component of a repository, "team" in registry/team/app) the caller
+  // may push to; empty with any_namespace=false means none.
+  std::vector<std::string> namespaces;
+  bool any_namespace = true;    // no client tokens configured: anything except library/
+  bool may_push_library = false;  // admins: library/ too
+};
+
+struct CacheSummary {
+  CacheStats stored;            // from the index (recomputed at most every few seconds)
+  uint64_t lookups = 0;         // step lookups since the coordinator started
+  uint64_t lookup_hits = 0;
+};
+
+class BuildService {
+ public:
+  virtual ~BuildService() = default;
+
+  // The blob store contexts are uploaded into (the HTTP layer streams PUT bodies into it).
+  virtual blob::BlobStore& blobs() = 0;
+  // Whether a context is known (its record exists and its blob is in the store).
+  virtual Result<bool> hasContext(const Digest& digest) = 0;
+  // Records a context whose blob the HTTP layer just committed to blobs().
+  virtual Status addContext(const Digest& digest, uint64_t size) = 0;
+
+  // Validates the request (context known, tags well-formed and pushable by the caller, output
+  // spec), stores the build as queued and starts it. Returns the stored record.
+  virtual Result<BuildRecord> submit(const Caller& caller, BuildRequest request) = 0;
+  virtual Result<std::optional<BuildRecord>> getBuild(const std::string& id) = 0;
+  virtual Result<std::vector<BuildRecord>> listBuilds(const ListBuildsOptions& options) = 0;
+  // kNotFound for an unknown build, kFailedPrecondition for a finished one.
+  virtual Result<BuildRecord> cancel(const std::string& id) = 0;
+  // The build's event log: live for builds in flight; for finished builds rebuilt from the
+  // record (closed). kNotFound for an unknown build.
+  virtual Result<std::shared_ptr<const BuildEventLog>> events(const std::string& id) = 0;
+  // The exported tarball of a build submitted with an output spec; kNotFound before it exists.
+  virtual Result<std::string> exportPath(const std::string& id) = 0;
+
+  virtual Result<std::optional<ImageRecord>> image(const std::string& ref) = 0;
+  virtual Result<CacheSummary> cacheSummary() = 0;
+  virtual std::vector<WorkerView> workers() = 0;
+  // Ready to accept builds (state open, not shutting down); otherwise kUnavailable with why.
+  virtual Status ready() = 0;
+};
+
+}  // namespace lf::coordinator
