@@ -1,7 +1,8 @@
 #include "worker/daemon/worker_config.h"
 
+#include "common/config/yaml_config.h"
+
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <fstream>
 #include <functional>
@@ -12,115 +13,14 @@
 namespace lf::worker {
 namespace {
 
-// Collects every problem of one file; yaml-cpp throws, so all its calls stay in this file.
-class Problems {
- public:
-  explicit Problems(std::string_view source) : source_(source) {}
-  void add(const YAML::Node& node, std::string_view key, std::string_view what) {
-    std::string where = source_;
-    if (node.IsDefined() && node.Mark().line >= 0) {
-      where += ":" + std::to_string(node.Mark().line + 1);
-    }
-    lines_.push_back(where + ": " + std::string(key) + ": " + std::string(what));
-  }
-  void addPlain(std::string text) { lines_.push_back(source_ + ": " + std::move(text)); }
-  bool empty() const { return lines_.empty(); }
-  Status status() const {
-    std::string message;
-    for (const auto& line : lines_) {
-      message += (message.empty() ? "" : "\n") + line;
-    }
-    return invalidArgument(message);
-  }
-
- private:
-  std::string source_;
-  std::vector<std::string> lines_;
-};
-
-bool readScalar(const YAML::Node& node, std::string_view key, std::string& out, Problems& p) {
-  if (!node.IsScalar()) {
-    p.add(node, key, "must be a string");
-    return false;
-  }
-  out = node.Scalar();
-  return true;
-}
-
-template <typename T>
-void readInt(const YAML::Node& node, std::string_view key, T& out, int64_t min, uint64_t max,
-             Problems& p) {
-  std::string text;
-  if (!readScalar(node, key, text, p)) {
-    return;
-  }
-  try {
-    size_t used = 0;
-    bool negative = !text.empty() && text[0] == '-';
-    if (negative) {
-      long long v = std::stoll(text, &used, 10);
-      if (used != text.size()) throw std::invalid_argument("trailing");
-      if (v < min) throw std::out_of_range("min");
-      out = static_cast<T>(v);
-      return;
-    }
-    unsigned long long v = std::stoull(text, &used, 10);
-    if (used != text.size()) throw std::invalid_argument("trailing");
-    if (v > max || static_cast<long double>(v) < static_cast<long double>(min)) {
-      throw std::out_of_range("range");
-    }
-    out = static_cast<T>(v);
-  } catch (const std::invalid_argument&) {
-    p.add(node, key, "must be an integer, got \"" + text + "\"");
-  } catch (const std::out_of_range&) {
-    p.add(
-        node, key,
-        "must be between " + std::to_string(min) + " and " + std::to_string(max) + ", got " + text);
-  }
-}
-
-void readBool(const YAML::Node& node, std::string_view key, bool& out, Problems& p) {
-  std::string text;
-  if (!readScalar(node, key, text, p)) {
-    return;
-  }
-  if (text == "true" || text == "yes" || text == "on") {
-    out = true;
-  } else if (text == "false" || text == "no" || text == "off") {
-    out = false;
-  } else {
-    p.add(node, key, "must be true or false, got \"" + text + "\"");
-  }
-}
-
-constexpr uint64_t kMaxU32 = std::numeric_limits<uint32_t>::max();
-constexpr uint64_t kMaxU64 = std::numeric_limits<uint64_t>::max();
-constexpr uint64_t kMaxI64 = std::numeric_limits<int64_t>::max();
-
-using FieldReader = std::function<void(const YAML::Node&, const std::string&)>;
-
-// Calls the reader of each key of `map`; unknown and repeated keys are problems.
-void readMap(const YAML::Node& map, std::string_view name,
-             const std::map<std::string, FieldReader>& readers, Problems& p) {
-  if (!map.IsMap()) {
-    p.add(map, name, "must be a map");
-    return;
-  }
-  for (const auto& entry : map) {
-    std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "?";
-    std::string full = name.empty() ? key : std::string(name) + "." + key;
-    auto it = readers.find(key);
-    if (it == readers.end()) {
-      std::string known;
-      for (const auto& [k, unused] : readers) {
-        known += (known.empty() ? "" : ", ") + k;
-      }
-      p.add(entry.first, full, "unknown key (known: " + known + ")");
-      continue;
-    }
-    it->second(entry.second, full);
-  }
-}
+using config::FieldReader;
+using config::kMaxI64;
+using config::kMaxU32;
+using config::kMaxU64;
+using config::readMap;
+using config::readScalar;
+using config::Readers;
+using Problems = config::ConfigProblems;
 
 Status parseUrl(WorkerConfig& c) {
   constexpr std::string_view kScheme = "ws://";
@@ -183,65 +83,6 @@ std::string trim(std::string text) {
   return begin == std::string::npos ? std::string() : text.substr(begin, end - begin + 1);
 }
 
-// Makes FieldReaders. They outlive the builder: each captures only what outlives it (the field,
-// the problems, the map of nodes seen) and plain values.
-class Readers {
- public:
-  Readers(Problems& p, std::map<std::string, YAML::Node>& seen) : p_(p), seen_(seen) {}
-
-  FieldReader str(std::string& out) const {
-    return [p = &p_, seen = &seen_, &out](const YAML::Node& n, const std::string& k) {
-      (*seen)[k] = n;
-      readScalar(n, k, out, *p);
-    };
-  }
-  FieldReader absolutePath(std::filesystem::path& out) const {
-    return [p = &p_, seen = &seen_, &out](const YAML::Node& n, const std::string& k) {
-      (*seen)[k] = n;
-      std::string text;
-      if (readScalar(n, k, text, *p)) {
-        if (text.empty() || text[0] != '/') {
-          p->add(n, k, "must be an absolute path, got \"" + text + "\"");
-        }
-        out = text;
-      }
-    };
-  }
-  template <typename T>
-  FieldReader integer(T& out, int64_t min, uint64_t max) const {
-    return [p = &p_, seen = &seen_, &out, min, max](const YAML::Node& n, const std::string& k) {
-      (*seen)[k] = n;
-      readInt(n, k, out, min, max, *p);
-    };
-  }
-  FieldReader boolean(bool& out) const {
-    return [p = &p_, &out](const YAML::Node& n, const std::string& k) { readBool(n, k, out, *p); };
-  }
-  FieldReader labels(std::map<std::string, std::string>& out) const {
-    return [p = &p_, &out](const YAML::Node& n, const std::string& k) {
-      if (!n.IsMap()) {
-        p->add(n, k, "must be a map of strings");
-        return;
-      }
-      for (const auto& e : n) {
-        std::string value;
-        if (e.first.IsScalar() && readScalar(e.second, k + "." + e.first.Scalar(), value, *p)) {
-          out[e.first.Scalar()] = value;
-        }
-      }
-    };
-  }
-  // A nested map whose readers are made when it is read.
-  FieldReader nested(std::map<std::string, FieldReader> sub) const {
-    return [p = &p_, sub = std::move(sub)](const YAML::Node& n, const std::string& k) {
-      readMap(n, k, sub, *p);
-    };
-  }
-
- private:
-  Problems& p_;
-  std::map<std::string, YAML::Node>& seen_;
-};
 
 std::map<std::string, FieldReader> topLevelReaders(WorkerConfig& c, const Readers& r) {
   WorkerLimitsConfig& limits = c.default_limits;
@@ -339,41 +180,21 @@ void validate(WorkerConfig& c, const std::map<std::string, YAML::Node>& seen, Pr
 }  // namespace
 
 Result<WorkerConfig> parseWorkerConfig(std::string_view yaml, std::string_view source) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(std::string(yaml));
-  } catch (const YAML::Exception& e) {
-    return invalidArgument(std::string(source) + ":" + std::to_string(e.mark.line + 1) + ":" +
-                           std::to_string(e.mark.column + 1) + ": " + e.msg);
-  }
   WorkerConfig config;
-  Problems problems(source);
   std::map<std::string, YAML::Node> seen;
-  try {
-    if (!root.IsMap()) {
-      problems.addPlain("must be a YAML map of settings");
-      return problems.status();
-    }
-    auto readers = topLevelReaders(config, Readers(problems, seen));
-    readMap(root, "", readers, problems);
-    validate(config, seen, problems);
-  } catch (const YAML::Exception& e) {
-    problems.addPlain(std::to_string(e.mark.line + 1) + ": " + e.msg);
-  }
-  if (!problems.empty()) {
-    return problems.status();
-  }
+  LF_RETURN_IF_ERROR(config::parseYamlConfig(yaml, source, [&](const YAML::Node& root, Problems& p) {
+    readMap(root, "", topLevelReaders(config, Readers(p, seen)), p);
+    validate(config, seen, p);
+  }));
   return config;
 }
 
 Result<WorkerConfig> loadWorkerConfig(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return errnoStatus(errno, "config " + path.string());
+  auto text = config::readTextFile(path);
+  if (!text.isOk()) {
+    return text.status().withContext("config");
   }
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parseWorkerConfig(buffer.str(), path.string());
+  return parseWorkerConfig(*text, path.string());
 }
 
 }  // namespace lf::worker
