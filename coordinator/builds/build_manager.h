@@ -141,6 +141,7 @@ class BuildManager : public BuildService, public JobListener {
   template <typename Event>
   void deliver(const std::vector<std::string>& build_ids, const Event& event);
   std::shared_ptr<Run> findRun(const std::string& id) const;
+  std::filesystem::path exportFile(const std::string& id) const;
 
   BuildManagerDeps deps_;
   BuildManagerOptions options_;
