@@ -1,0 +1,136 @@
+// BuildManager with the real BaseResolver and RegistryClient against the real registry
+// (docker-registry) on loopback: FROM an image in the registry, jobs in the fake broker, the
+// result pushed to another repository of the same registry. Skips without docker-registry.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "common/blob/directory_blob_store.h"
+#include "common/context/context_scanner.h"
+#include "common/context/context_tar.h"
+#include "common/registry/image_transfer.h"
+#include "coordinator/builds/build_manager.h"
+#include "tests/common/registry/test_image.h"
+#include "tests/coordinator/builds/fake_job_broker.h"
+#include "tests/support/registry_server.h"
+#include "tests/support/temp_dir.h"
+
+namespace lf::coordinator {
+namespace {
+
+using lf::testing::RegistryServer;
+using lf::testing::TempDir;
+using testing::FakeJobBroker;
+using namespace std::chrono_literals;
+
+class BuildManagerRegistryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!RegistryServer::available()) GTEST_SKIP() << "docker-registry is not installed";
+    auto server = RegistryServer::start();
+    ASSERT_TRUE(server.isOk()) << server.status().toString();
+    server_ = std::move(*server);
+    registry::RegistryConfig config;
+    config.insecure_registries = {server_->host()};
+    config.initial_backoff_ms = 10;
+    auto client = registry::RegistryClient::create(std::move(config));
+    ASSERT_TRUE(client.isOk()) << client.status().toString();
+    client_ = std::move(*client);
+
+    auto src = blob::DirectoryBlobStore::open(dir_ / "src");
+    ASSERT_TRUE(src.isOk());
+    base_ = registry::testing::makeTestImage(**src, {30'000, 5'000}, 1);
+    auto base_ref = registry::Reference::parse(server_->host() + "/library/base:1");
+    ASSERT_TRUE(base_ref.isOk());
+    auto pushed = registry::pushImage(*client_, *base_ref, base_.manifest_digest, **src);
+    ASSERT_TRUE(pushed.isOk()) << pushed.status().toString();
+
+    auto blobs = blob::DirectoryBlobStore::open(dir_ / "blobs");
+    ASSERT_TRUE(blobs.isOk());
+    blobs_ = std::move(*blobs);
+    auto state = StateStore::open({.dir = dir_ / "state", .sync_writes = false});
+    ASSERT_TRUE(state.isOk());
+    state_ = std::move(*state);
+    resolver_ = std::make_unique<BaseResolver>(*client_, *blobs_);
+    broker_ = std::make_unique<FakeJobBroker>(*blobs_, /*auto_run=*/true);
+    BuildManagerOptions options;
+    options.data_dir = dir_.path();
+    manager_ = std::make_unique<BuildManager>(
+        BuildManagerDeps{*state_, *blobs_, resolver_.get(), *broker_, client_.get(), nullptr},
+        options);
+  }
+
+  Digest context(const std::string& dockerfile) {
+    TempDir ctx;
+    ctx.write("Dockerfile", dockerfile);
+    auto snapshot = context::scanContext(ctx.path(), context::ScanOptions{});
+    EXPECT_TRUE(snapshot.isOk());
+    auto info = context::writeContextTarToStore(ctx.path(), *snapshot, *blobs_);
+    EXPECT_TRUE(info.isOk());
+    EXPECT_TRUE(manager_->addContext(info->digest, info->size).isOk());
+    return info->digest;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<RegistryServer> server_;
+  std::unique_ptr<registry::RegistryClient> client_;
+  registry::testing::TestImage base_;
+  std::unique_ptr<blob::DirectoryBlobStore> blobs_;
+  std::unique_ptr<StateStore> state_;
+  std::unique_ptr<BaseResolver> resolver_;
+  std::unique_ptr<FakeJobBroker> broker_;
+  std::unique_ptr<BuildManager> manager_;
+};
+
+TEST_F(BuildManagerRegistryTest, BuildsFromARegistryImageAndPushes) {
+  const std::string from = server_->host() + "/library/base:1";
+  BuildRequest request;
+  request.context_digest = context("FROM " + from + "\nRUN make\n");
+  const std::string tag = server_->host() + "/team/app:1";
+  request.tags = {tag};
+  request.push = true;
+  Caller team{.tenant = "team", .namespaces = {"team"}, .any_namespace = false};
+  auto submitted = manager_->submit(team, request);
+  ASSERT_TRUE(submitted.isOk()) << submitted.status().toString();
+
+  auto log = manager_->events(submitted->id);
+  ASSERT_TRUE(log.isOk());
+  std::vector<nlohmann::json> events;
+  size_t next = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto slice = (*log)->read(next, deadline);
+    for (const auto& e : slice.events) events.push_back(nlohmann::json::parse(e));
+    next = slice.next;
+    if (slice.closed) break;
+  }
+  auto record = manager_->getBuild(submitted->id);
+  ASSERT_TRUE(record.isOk() && record->has_value());
+  const BuildRecord& build = **record;
+  ASSERT_EQ(build.state, BuildState::kSucceeded) << build.failure_reason;
+  EXPECT_EQ(build.steps[0].instruction, "FROM " + from + "@" + base_.manifest_digest.toString());
+
+  // The job started from the base's two layers.
+  auto jobs = broker_->submitted();
+  ASSERT_EQ(jobs.size(), 1u);
+  EXPECT_EQ(jobs[0].parent_diff_ids.size(), 2u);
+  EXPECT_EQ(jobs[0].spec.parent().layers_size(), 2);
+
+  // The pushed manifest is the build's.
+  auto pushed = client_->headManifest({server_->host(), "team/app"}, "1");
+  ASSERT_TRUE(pushed.isOk()) << pushed.status().toString();
+  EXPECT_EQ(pushed->digest, build.manifest_digest);
+  nlohmann::json result;
+  for (const auto& e : events) {
+    if (e["type"] == "result") result = e;
+  }
+  ASSERT_FALSE(result.is_null());
+  EXPECT_EQ(result["pushed"], nlohmann::json::array({tag}));
+  auto image = manager_->image(tag);
+  ASSERT_TRUE(image.isOk() && image->has_value());
+  EXPECT_EQ((*image)->history.size(), 3u);  // two base entries and the RUN
+}
+
+}  // namespace
+}  // namespace lf::coordinator
