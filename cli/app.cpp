@@ -15,6 +15,8 @@ int runCli(int argc, const char* const* argv, Io io) {
   int exit_code = 0;
   registerDockerfileCommands(app, io, &exit_code);
   registerImportCommand(app, io, &exit_code);
+  registerBuildCommand(app, io, &exit_code);
+  registerFarmCommands(app, io, &exit_code);
 
   try {
     app.parse(argc, argv);

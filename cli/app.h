@@ -23,6 +23,10 @@ int runCli(int argc, const char* const* argv, Io io);
 // its exit status in *exit_code.
 void registerDockerfileCommands(CLI::App& app, Io io, int* exit_code);
 void registerImportCommand(CLI::App& app, Io io, int* exit_code);  // cli/import_command.cpp
+// `build` (cli/build_command.cpp): build on the farm through the coordinator's HTTP API.
+void registerBuildCommand(CLI::App& app, Io io, int* exit_code);
+// `history`, `builds`, `logs`, `cancel`, `workers`, `cache stats` (cli/farm_commands.cpp).
+void registerFarmCommands(CLI::App& app, Io io, int* exit_code);
 
 // `dockerfile parse [--json] FILE` (cli/parse_command.cpp).
 void addParseCommand(CLI::App& dockerfile_cmd, Io io, int* exit_code);

@@ -1,0 +1,340 @@
+// `layerfarm build` against a tiny fake coordinator: a thread answering the API calls the CLI
+// makes (HEAD/PUT context, POST build, GET events, GET export) on a loopback port, recording
+// every request.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <functional>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cli/app.h"
+#include "common/digest/digest.h"
+#include "tests/support/temp_dir.h"
+
+namespace lf::cli {
+namespace {
+
+using lf::testing::TempDir;
+
+struct Request {
+  std::string method;
+  std::string target;
+  std::string body;
+};
+
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+// One request per connection (the CLI sends Connection: close), answered by `handler`.
+class FakeServer {
+ public:
+  explicit FakeServer(std::function<Reply(const Request&)> handler) : handler_(std::move(handler)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~FakeServer() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<Request> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  int count(const std::string& method) {
+    int n = 0;
+    for (const auto& r : requests()) n += r.method == method ? 1 : 0;
+    return n;
+  }
+
+ private:
+  void serve() {
+    while (true) {
+      int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) return;  // shut down
+      handle(c);
+      ::close(c);
+    }
+  }
+
+  void handle(int c) {
+    std::string data;
+    char buf[65536];
+    size_t head_end;
+    while ((head_end = data.find("\r\n\r\n")) == std::string::npos) {
+      ssize_t n = ::read(c, buf, sizeof(buf));
+      if (n <= 0) return;
+      data.append(buf, static_cast<size_t>(n));
+    }
+    Request req;
+    std::istringstream head(data.substr(0, head_end));
+    head >> req.method >> req.target;
+    size_t length = 0;
+    std::string line;
+    while (std::getline(head, line)) {
+      for (auto& ch : line) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (line.rfind("content-length:", 0) == 0) length = std::stoul(line.substr(15));
+    }
+    req.body = data.substr(head_end + 4);
+    while (req.body.size() < length) {
+      ssize_t n = ::read(c, buf, sizeof(buf));
+      if (n <= 0) return;
+      req.body.append(buf, static_cast<size_t>(n));
+    }
+    {
+      std::lock_guard lock(mu_);
+      requests_.push_back(req);
+    }
+    Reply reply = handler_(req);
+    std::string out = "HTTP/1.1 " + std::to_string(reply.status) +
+                      " X\r\nContent-Type: " + reply.content_type +
+                      "\r\nContent-Length: " + std::to_string(reply.body.size()) +
+                      "\r\nConnection: close\r\n\r\n";
+    if (req.method != "HEAD") out += reply.body;
+    for (size_t off = 0; off < out.size();) {
+      ssize_t n = ::write(c, out.data() + off, out.size() - off);
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  }
+
+  std::function<Reply(const Request&)> handler_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<Request> requests_;
+};
+
+const char* kDigest = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+std::string successEvents() {
+  return std::string(
+             R"({"seq":0,"type":"build","state":"running","failure_reason":"","time_ms":1000})"
+             "\n"
+             R"({"seq":1,"type":"plan","time_ms":1000,"steps":[{"index":0,"stage":"s","stage_step":1,"stage_steps":2,"instruction":"FROM busybox","kind":"FROM"},{"index":1,"stage":"s","stage_step":2,"stage_steps":2,"instruction":"RUN echo hi","kind":"RUN"}]})"
+             "\n"
+             R"({"seq":2,"type":"step","index":0,"state":"cached","cached":true,"time_ms":1001})"
+             "\n"
+             R"({"seq":3,"type":"step","index":1,"state":"running","worker":"w1","attempt":1,"time_ms":1100})"
+             "\n"
+             R"({"seq":4,"type":"log","index":1,"stream":"stdout","line":"hi","ts_ns":1150000000,"time_ms":1150})"
+             "\n"
+             R"({"seq":5,"type":"step","index":1,"state":"done","worker":"w1","duration_ms":300,"time_ms":1400})"
+             "\n"
+             R"({"seq":6,"type":"result","manifest_digest":")") +
+         kDigest +
+         R"(","cached_steps":1,"total_steps":2,"pushed":[],"time_ms":1500})"
+         "\n"
+         R"({"seq":7,"type":"build","state":"succeeded","failure_reason":"","time_ms":1500})"
+         "\n";
+}
+
+std::string failureEvents() {
+  return R"({"seq":0,"type":"plan","time_ms":1000,"steps":[{"index":0,"stage":"s","stage_step":1,"stage_steps":1,"instruction":"RUN false","kind":"RUN"}]})"
+         "\n"
+         R"({"seq":1,"type":"step","index":0,"state":"running","worker":"w1","attempt":1,"time_ms":1100})"
+         "\n"
+         R"({"seq":2,"type":"log","index":0,"stream":"stderr","line":"something broke","ts_ns":1200000000,"time_ms":1200})"
+         "\n"
+         R"({"seq":3,"type":"step","index":0,"state":"failed","worker":"w1","error":"exit code 1","time_ms":1300})"
+         "\n"
+         R"({"seq":4,"type":"build","state":"failed","failure_reason":"step 1 failed","time_ms":1300})"
+         "\n";
+}
+
+// The fake coordinator's state: which contexts it holds, and the events of the next build.
+struct Farm {
+  std::mutex mu;
+  std::set<std::string> contexts;
+  std::string events = successEvents();
+  std::string put_error;  // when set, PUT digests are checked and mismatches reported here
+
+  Reply handle(const Request& r) {
+    std::lock_guard lock(mu);
+    const std::string prefix = "/v1/contexts/";
+    if (r.target.rfind(prefix, 0) == 0) {
+      std::string digest = r.target.substr(prefix.size());
+      if (r.method == "HEAD") return Reply{contexts.count(digest) ? 200 : 404, "", ""};
+      if (Digest::sha256Of(r.body).toString() != digest) {
+        put_error = "PUT body does not hash to " + digest;
+        return Reply{400, "application/json",
+                     R"({"error":{"code":"invalid_argument","message":"digest mismatch"}})"};
+      }
+      contexts.insert(digest);
+      return Reply{201, "application/json", R"({"digest":")" + digest + R"(","size":1})"};
+    }
+    if (r.method == "POST" && r.target == "/v1/builds") {
+      auto req = nlohmann::json::parse(r.body);
+      if (!req["tags"].empty() && req["tags"][0] == "UPPER/app") {
+        return Reply{
+            400, "application/json",
+            R"({"error":{"code":"invalid_argument","message":"tags[0]: \"UPPER/app\": repository names must be lowercase"}})"};
+      }
+      return Reply{202, "application/json", R"({"id":"b-1","state":"queued"})"};
+    }
+    if (r.method == "GET" && r.target.rfind("/v1/builds/b-1/events", 0) == 0) {
+      return Reply{200, "application/x-ndjson", events};
+    }
+    if (r.method == "GET" && r.target == "/v1/builds/b-1/export") {
+      return Reply{200, "application/x-tar", "TARBYTES"};
+    }
+    return Reply{404, "application/json", R"({"error":{"code":"not_found","message":"no route"}})"};
+  }
+};
+
+struct CliRun {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+CliRun runCliWith(std::vector<std::string> args) {
+  std::vector<const char*> argv{"layerfarm"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  std::ostringstream out, err;
+  int code = runCli(static_cast<int>(argv.size()), argv.data(), Io{&out, &err});
+  return CliRun{code, out.str(), err.str()};
+}
+
+TEST(BuildCommand, UploadsTheContextOnceAndPrintsTheDigest) {
+  Farm farm;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\nRUN echo hi\n");
+  ctx.write("src/a.txt", "hello");
+
+  CliRun first =
+      runCliWith({"build", "--server", server.url(), "--progress", "plain", "-t",
+                  "127.0.0.1:5000/team/app:1", "--build-arg", "A=1", ctx.path().string()});
+  EXPECT_EQ(first.code, 0) << first.err;
+  EXPECT_EQ(server.count("PUT"), 1);
+  EXPECT_EQ(farm.put_error, "");
+  EXPECT_NE(first.out.find(", uploaded"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("#1 CACHED\n"), std::string::npos) << first.out;
+  EXPECT_NE(first.out.find("#2 running on worker w1\n#2 0.050 hi\n#2 DONE 0.3s\n"),
+            std::string::npos)
+      << first.out;
+  EXPECT_NE(first.out.find("built in 0.5s: 2 steps, 1 cached, 1 run on 1 worker\n"),
+            std::string::npos)
+      << first.out;
+  EXPECT_TRUE(first.out.ends_with(std::string(kDigest) + "\n")) << first.out;
+
+  // The build request carries what the flags said.
+  nlohmann::json posted;
+  for (const auto& r : server.requests()) {
+    if (r.method == "POST") posted = nlohmann::json::parse(r.body);
+  }
+  EXPECT_EQ(posted["tags"], nlohmann::json::array({"127.0.0.1:5000/team/app:1"}));
+  EXPECT_EQ(posted["build_args"]["A"], "1");
+  EXPECT_EQ(posted["dockerfile"], "Dockerfile");
+  EXPECT_EQ(posted["context"].get<std::string>().rfind("sha256:", 0), 0u);
+
+  CliRun second = runCliWith({"build", "--server", server.url(), "-q", ctx.path().string()});
+  EXPECT_EQ(second.code, 0) << second.err;
+  EXPECT_EQ(server.count("PUT"), 1) << "the second build must not upload the context again";
+  EXPECT_EQ(server.count("HEAD"), 2);
+  EXPECT_EQ(second.out, std::string(kDigest) + "\n");
+}
+
+TEST(BuildCommand, FailedBuildExitsOneWithTheStepOutput) {
+  Farm farm;
+  farm.events = failureEvents();
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\nRUN false\n");
+  CliRun run = runCliWith({"build", "--server", server.url(), ctx.path().string()});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find(" > [s 1/1] RUN false:\n0.100 something broke\n"), std::string::npos)
+      << run.err;
+  EXPECT_NE(run.err.find("error: step #1 [s 1/1] RUN false: exit code 1"), std::string::npos)
+      << run.err;
+  EXPECT_NE(run.err.find("layerfarm: build b-1 failed"), std::string::npos) << run.err;
+}
+
+TEST(BuildCommand, ServerErrorsPrintTheServersMessage) {
+  Farm farm;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\n");
+  CliRun run =
+      runCliWith({"build", "--server", server.url(), "-t", "UPPER/app", ctx.path().string()});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.err,
+            "layerfarm: server: tags[0]: \"UPPER/app\": repository names must be lowercase\n");
+}
+
+TEST(BuildCommand, OutputDownloadsTheExport) {
+  Farm farm;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\n");
+  std::string dest = (ctx.path() / "image.tar").string();
+  CliRun run = runCliWith({"build", "--server", server.url(), "--output", "type=oci,dest=" + dest,
+                           ctx.path().string()});
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(lf::testing::readFile(dest), "TARBYTES");
+  nlohmann::json posted;
+  for (const auto& r : server.requests()) {
+    if (r.method == "POST") posted = nlohmann::json::parse(r.body);
+  }
+  EXPECT_EQ(posted["output"], "type=oci");
+}
+
+TEST(BuildCommand, UsageErrorsAreCaughtBeforeAnyRequest) {
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\n");
+  CliRun both = runCliWith({"build", "--server", "http://127.0.0.1:1", "--push", "-t", "a/b",
+                            "--output", "type=oci,dest=x", ctx.path().string()});
+  EXPECT_EQ(both.code, 1);
+  EXPECT_NE(both.err.find("--push and --output exclude each other"), std::string::npos);
+  CliRun missing = runCliWith(
+      {"build", "--server", "http://127.0.0.1:1", "-f", "Other.Dockerfile", ctx.path().string()});
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("Dockerfile \"Other.Dockerfile\" is not in the context"),
+            std::string::npos)
+      << missing.err;
+}
+
+TEST(BuildCommand, ConnectionRefusedNamesTheServerAndHints) {
+  // A port that was just free: bind, read it, close.
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  std::string url = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  CliRun run = runCliWith({"workers", "--server", url});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find("cannot reach the coordinator at " + url), std::string::npos) << run.err;
+  EXPECT_NE(run.err.find("deploy/local"), std::string::npos) << run.err;
+}
+
+}  // namespace
+}  // namespace lf::cli
