@@ -24,6 +24,7 @@
 #include <chrono>
 #include <exception>
 #include <functional>
+#include <limits>
 #include <list>
 #include <mutex>
 #include <optional>
@@ -154,7 +155,25 @@ void Session::run() {
 
 void Session::close() {
   error_code ec;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  // Closing a socket with unread input makes the kernel send a reset, which can destroy the
+  // error answer we just wrote (a 413 for an upload the client is still sending). So read and
+  // drop what the client still sends, for at most a second and a few MiB, before closing.
+  if (!ec && !server_.stopping.load()) {
+    stream_.expires_after(std::chrono::seconds(1));
+    for (size_t drained = 0; drained < (4u << 20);) {
+      error_code rec = asio::error::would_block;
+      size_t n = 0;
+      stream_.async_read_some(asio::buffer(chunk_), [&](error_code e, size_t got) {
+        rec = e;
+        n = got;
+      });
+      ioc().restart();
+      ioc().run();
+      if (rec) break;
+      drained += n;
+    }
+  }
   stream_.socket().close(ec);
 }
 
@@ -203,7 +222,9 @@ bool Session::respondError(Parser& parser, const Status& s, bool must_close) {
 bool Session::serveOne() {
   Parser parser;
   parser.header_limit(server_.options.max_header_bytes);
-  parser.body_limit(boost::none);  // each route applies its own bound
+  // Each route applies its own bound. Not boost::none: Boost 1.74 compares the Content-Length
+  // with the optional limit, and any number is greater than an empty optional.
+  parser.body_limit(std::numeric_limits<std::uint64_t>::max());
   error_code ec = runOp([&](auto handler) {
     http::async_read_header(stream_, buffer_, parser, std::move(handler));
   });
