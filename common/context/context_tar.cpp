@@ -4,6 +4,7 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -60,6 +61,57 @@ std::string pathProblem(std::string_view path) {
   return std::string();
 }
 
+// libarchive converts names between the locale's charset and the UTF-8 of pax headers. In the
+// C locale (a daemon's, or a CLI run with LANG unset) that fails for every non-ASCII name, so
+// both directions run with the calling thread switched to C.UTF-8: names go into the tar as
+// their UTF-8 bytes and come back unchanged. Archives must be created inside the scope
+// (libarchive reads the charset once per archive).
+class ScopedUtf8Locale {
+ public:
+  ScopedUtf8Locale() : utf8_(newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0))) {
+    if (utf8_ != static_cast<locale_t>(0)) {
+      previous_ = uselocale(utf8_);
+    }
+  }
+  ~ScopedUtf8Locale() {
+    if (utf8_ != static_cast<locale_t>(0)) {
+      uselocale(previous_);
+      freelocale(utf8_);
+    }
+  }
+  ScopedUtf8Locale(const ScopedUtf8Locale&) = delete;
+  ScopedUtf8Locale& operator=(const ScopedUtf8Locale&) = delete;
+
+ private:
+  locale_t utf8_;
+  locale_t previous_ = static_cast<locale_t>(0);
+};
+
+// Whether `s` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
+bool isUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) {
+      return false;
+    }
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) {
+        return false;
+      }
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      return false;
+    }
+    i += n;
+  }
+  return true;
+}
+
 // The two lists of a snapshot merged in path order (both are sorted).
 std::vector<const ContextEntry*> mergedEntries(const ContextSnapshot& snapshot) {
   std::vector<const ContextEntry*> all;
@@ -73,7 +125,6 @@ std::vector<const ContextEntry*> mergedEntries(const ContextSnapshot& snapshot) 
                    [](const ContextEntry* a, const ContextEntry* b) { return a->path < b->path; });
   return all;
 }
-
 
 // Owns a libarchive writer whose output goes to the caller's sink. The sink's first error is
 // kept, so the caller gets it instead of libarchive's generic "write failed".
@@ -92,10 +143,8 @@ class TarSink {
       return resourceExhausted("context tar: out of memory");
     }
     // pax_restricted writes plain ustar headers and adds a pax header only where ustar cannot
-    // say it (long names, big sizes); hdrcharset=BINARY keeps names as raw bytes instead of
-    // converting them through the locale, so any file name round-trips.
+    // say it (long names, big sizes, non-ASCII names: see ScopedUtf8Locale).
     if (archive_write_set_format_pax_restricted(ar_) != ARCHIVE_OK ||
-        archive_write_set_format_option(ar_, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK ||
         archive_write_set_bytes_in_last_block(ar_, 1) != ARCHIVE_OK ||
         archive_write_open2(ar_, this, nullptr, &TarSink::onWrite, nullptr, nullptr) !=
             ARCHIVE_OK) {
@@ -152,6 +201,10 @@ class ContextTarWriter {
     std::string problem = pathProblem(e.path);
     if (problem.empty() && e.link_target.size() > kMaxNameBytes) {
       problem = "symlink target longer than 4096 bytes";
+    }
+    if (problem.empty() && (!isUtf8(e.path) || !isUtf8(e.link_target))) {
+      // pax headers carry names as UTF-8; rename the file or list it in .dockerignore.
+      problem = "name or symlink target is not valid UTF-8";
     }
     if (!problem.empty()) {
       return invalidArgument("context entry " + quote(e.path) + ": " + problem +
@@ -345,7 +398,6 @@ class ContextTarWriter {
   UniqueFd parent_fd_;
   std::vector<char> buf_;
 };
-
 
 struct ReadClose {
   void operator()(archive* a) const { archive_read_free(a); }
@@ -611,6 +663,7 @@ Status writeContextTar(const std::filesystem::path& root, const ContextSnapshot&
   if (!root_fd.valid()) {
     return errnoStatus(errno, "build context " + quote(root.string()));
   }
+  ScopedUtf8Locale utf8;
   TarSink tar(sink);
   LF_RETURN_IF_ERROR(tar.open());
   ContextTarWriter writer(root_fd.get(), &tar);
@@ -643,6 +696,7 @@ Result<ContextSnapshot> readContextTar(
     auto norm = normalizeContextPath(dockerfile);
     df = norm.isOk() ? *norm : std::string();  // outside the context: as scanContext does
   }
+  ScopedUtf8Locale utf8;
   std::unique_ptr<archive, ReadClose> ar(archive_read_new());
   if (!ar) {
     return resourceExhausted("context tar: out of memory");

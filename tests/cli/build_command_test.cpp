@@ -8,6 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <signal.h>
+
+#include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -56,6 +60,7 @@ class FakeServer {
   ~FakeServer() {
     ::shutdown(fd_, SHUT_RDWR);
     thread_.join();
+    for (auto& t : connections_) t.join();
     ::close(fd_);
   }
 
@@ -75,8 +80,11 @@ class FakeServer {
     while (true) {
       int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) return;  // shut down
-      handle(c);
-      ::close(c);
+      // A thread per connection: a cancel must get through while the event stream waits.
+      connections_.emplace_back([this, c] {
+        handle(c);
+        ::close(c);
+      });
     }
   }
 
@@ -125,6 +133,7 @@ class FakeServer {
   int fd_ = -1;
   uint16_t port_ = 0;
   std::thread thread_;
+  std::vector<std::thread> connections_;  // only touched by thread_ until the destructor joins it
   std::mutex mu_;
   std::vector<Request> requests_;
 };
@@ -166,15 +175,27 @@ std::string failureEvents() {
          "\n";
 }
 
+std::string cancelledEvents() {
+  return R"({"seq":0,"type":"plan","time_ms":1000,"steps":[{"index":0,"stage":"s","stage_step":1,"stage_steps":1,"instruction":"RUN sleep 1000","kind":"RUN"}]})"
+         "\n"
+         R"({"seq":1,"type":"step","index":0,"state":"cancelled","time_ms":1300})"
+         "\n"
+         R"({"seq":2,"type":"build","state":"cancelled","failure_reason":"cancelled","time_ms":1300})"
+         "\n";
+}
+
 // The fake coordinator's state: which contexts it holds, and the events of the next build.
 struct Farm {
   std::mutex mu;
+  std::condition_variable cancelled_cv;
+  bool cancelled = false;
+  bool interrupt_on_events = false;  // the events request sends SIGINT and waits for a cancel
   std::set<std::string> contexts;
   std::string events = successEvents();
   std::string put_error;  // when set, PUT digests are checked and mismatches reported here
 
   Reply handle(const Request& r) {
-    std::lock_guard lock(mu);
+    std::unique_lock lock(mu);
     const std::string prefix = "/v1/contexts/";
     if (r.target.rfind(prefix, 0) == 0) {
       std::string digest = r.target.substr(prefix.size());
@@ -197,7 +218,17 @@ struct Farm {
       return Reply{202, "application/json", R"({"id":"b-1","state":"queued"})"};
     }
     if (r.method == "GET" && r.target.rfind("/v1/builds/b-1/events", 0) == 0) {
+      if (interrupt_on_events) {
+        ::kill(::getpid(), SIGINT);  // the user presses Ctrl-C while the build runs
+        cancelled_cv.wait_for(lock, std::chrono::seconds(30), [&] { return cancelled; });
+        return Reply{200, "application/x-ndjson", cancelledEvents()};
+      }
       return Reply{200, "application/x-ndjson", events};
+    }
+    if (r.method == "POST" && r.target == "/v1/builds/b-1/cancel") {
+      cancelled = true;
+      cancelled_cv.notify_all();
+      return Reply{202, "application/json", R"({"id":"b-1","state":"running"})"};
     }
     if (r.method == "GET" && r.target == "/v1/builds/b-1/export") {
       return Reply{200, "application/x-tar", "TARBYTES"};
@@ -273,6 +304,23 @@ TEST(BuildCommand, FailedBuildExitsOneWithTheStepOutput) {
   EXPECT_NE(run.err.find("error: step #1 [s 1/1] RUN false: exit code 1"), std::string::npos)
       << run.err;
   EXPECT_NE(run.err.find("layerfarm: build b-1 failed"), std::string::npos) << run.err;
+}
+
+TEST(BuildCommand, CtrlCCancelsTheBuildAndExits130) {
+  Farm farm;
+  farm.interrupt_on_events = true;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\nRUN sleep 1000\n");
+  CliRun run = runCliWith({"build", "--server", server.url(), ctx.path().string()});
+  EXPECT_EQ(run.code, 130) << run.err;
+  EXPECT_EQ(server.count("POST"), 2);  // the build, then its cancel
+  EXPECT_NE(run.err.find("cancelling build b-1"), std::string::npos) << run.err;
+  EXPECT_NE(run.out.find("#1 CANCELED"), std::string::npos) << run.out;
+  // The handler is gone again: SIGINT's previous disposition is back.
+  struct sigaction now {};
+  ::sigaction(SIGINT, nullptr, &now);
+  EXPECT_EQ(now.sa_handler, SIG_DFL);
 }
 
 TEST(BuildCommand, ServerErrorsPrintTheServersMessage) {

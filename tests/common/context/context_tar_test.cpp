@@ -98,7 +98,7 @@ void makeTree(const TempDir& dir) {
   dir.write("Dockerfile", "FROM scratch\nCOPY . /\n");
   dir.write("src/main.c", "int main() { return 0; }\n");
   dir.write("src/empty", "");
-  dir.write("a b/caf\xc3\xa9 \xff.txt", "non-ascii name");
+  dir.write("a b/caf\xc3\xa9 \xe2\x9c\x93.txt", "non-ascii name");
   dir.write(std::string(200, 'd') + "/" + std::string(150, 'f'), "long name");
   ASSERT_EQ(::chmod((dir / "src/main.c").c_str(), 04755), 0);
   ASSERT_EQ(::symlink("src/main.c", (dir / "link").c_str()), 0);
@@ -189,6 +189,28 @@ TEST(ContextTar, WriterRefusesWhiteoutNames) {
   auto tar = tarOf(dir.path(), scanOk(dir.path()));
   ASSERT_FALSE(tar.isOk());
   EXPECT_NE(tar.status().message().find("sub/.wh.x"), std::string::npos) << tar.status().toString();
+}
+
+TEST(ContextTar, WriterRefusesNamesThatAreNotUtf8) {
+  TempDir dir;
+  dir.write("ok-\xc3\xa9", "");
+  dir.write("bad-\xff", "");
+  auto tar = tarOf(dir.path(), scanOk(dir.path()));
+  ASSERT_FALSE(tar.isOk());
+  EXPECT_NE(tar.status().message().find("\"bad-\xff\": name or symlink target is not valid UTF-8"),
+            std::string::npos)
+      << tar.status().toString();
+}
+
+TEST(ContextTar, AsciiNamesGetPlainUstarHeaders) {
+  // No pax header for short ASCII names: 512 header + 512 data per file, 1024 end marker.
+  TempDir dir;
+  dir.write("a.txt", "a");
+  dir.write("b.txt", "b");
+  auto tar = tarOf(dir.path(), scanOk(dir.path()));
+  ASSERT_TRUE(tar.isOk()) << tar.status().toString();
+  EXPECT_EQ(tar->size(), 4u * 512 + 1024);
+  EXPECT_EQ(tar->find("PaxHeader"), std::string::npos);
 }
 
 TEST(ContextTar, FileChangedAfterTheScanIsAnError) {
