@@ -50,6 +50,9 @@ std::string BuildDriver::stepName(const StepTrack& step) const {
 Status BuildDriver::runJobs() {
   while (true) {
     bool progressed = false;
+    // Completion first: a stage finished by the last event makes the steps that COPY --from it
+    // (or build on it) ready in this same pass.
+    updateCompletion();
     LF_RETURN_IF_ERROR(submitReady(progressed));
     updateCompletion();
     publish();
