@@ -1,3 +1,13 @@
+// How a FROM reference is resolved:
+//   1. an answer for (reference, platform) younger than the TTL (pinned: any age) is returned;
+//   2. a concurrent resolution of the same key is waited for (single flight);
+//   3. else the tag is HEADed (pinned references skip this) to the top-level digest, and the
+//      content for (digest, platform) comes from memory, from the blob store (everything already
+//      there: a restart, or another tag of the same image), or from a pull by digest.
+// A HEAD is one request (and free of Docker Hub's pull limits), so a TTL expiry with the tag
+// unmoved costs one round trip and no transfer. When the registry is unreachable, a reference
+// that resolved before keeps its last digest (see resolve()).
+
 #include "coordinator/builds/base_resolver.h"
 
 #include <fmt/format.h>
@@ -84,6 +94,11 @@ std::optional<Content> contentFromStore(blob::BlobStore& store, const Digest& to
   auto content = makeContent(manifest_digest, *manifest, *config_bytes);
   if (!content.isOk()) return std::nullopt;
   return std::move(*content);
+}
+
+bool isTransient(const Status& status) {
+  return status.code() == StatusCode::kUnavailable ||
+         status.code() == StatusCode::kDeadlineExceeded;
 }
 
 }  // namespace
@@ -205,10 +220,19 @@ Result<ResolvedBase> BaseResolver::resolve(const std::string& ref_text,
   if (!result.isOk()) result = result.status().withContext(context);
 
   std::lock_guard lock(d.mu);
+  auto answer = d.answers.find(key);
   if (result.isOk()) {
     auto expires = ref.digest ? Clock::time_point::max() : Clock::now() + d.options.resolution_ttl;
-    if (d.answers.size() >= kMaxContentEntries) d.answers.erase(d.answers.begin());
+    if (answer == d.answers.end() && d.answers.size() >= kMaxContentEntries) {
+      d.answers.erase(d.answers.begin());
+    }
     d.answers[key] = Impl::Answer{std::make_shared<const ResolvedBase>(*result), expires};
+  } else if (answer != d.answers.end() && isTransient(result.status())) {
+    // The registry is unreachable but the tag resolved before: build on the last known digest
+    // (recorded in the build like any other) rather than fail every build while it is down,
+    // and wait a TTL before asking again so each build does not sit through the retries.
+    answer->second.expires = Clock::now() + d.options.resolution_ttl;
+    result = *answer->second.base;
   }
   flight->result = result;
   flight->done = true;

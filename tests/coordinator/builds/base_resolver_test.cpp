@@ -158,6 +158,25 @@ TEST_F(BaseResolverTest, AfterTheTtlOneHeadFollowsTheTag) {
   EXPECT_EQ(moved->plan_base.config->env, std::vector<std::string>{"SEED=2"});
 }
 
+TEST_F(BaseResolverTest, RegistryDownServesTheLastKnownDigest) {
+  auto client = makeClient();
+  auto store = openStore(dir_ / "coordinator");
+  BaseResolver resolver(*client, *store, BaseResolverOptions{.resolution_ttl = 0ms});
+  const std::string busybox = ref("busybox:1.36");
+  const std::string never_seen = ref("other:1");
+  ASSERT_TRUE(resolver.resolve(busybox, platform()).isOk());
+  server_.reset();  // the registry goes away
+
+  auto stale = resolver.resolve(busybox, platform());
+  ASSERT_TRUE(stale.isOk()) << stale.status().toString();
+  EXPECT_EQ(stale->plan_base.manifest_digest, image_.manifest_digest);
+  // Nothing to fall back on: the registry's error, named by the FROM.
+  auto fresh = resolver.resolve(never_seen, platform());
+  ASSERT_FALSE(fresh.isOk());
+  EXPECT_EQ(fresh.status().code(), StatusCode::kUnavailable) << fresh.status().toString();
+  EXPECT_EQ(fresh.status().message().rfind("FROM " + never_seen + ": ", 0), 0u);
+}
+
 TEST_F(BaseResolverTest, PinnedDigestIsNeverResolvedAgain) {
   auto client = makeClient();
   auto store = openStore(dir_ / "coordinator");
