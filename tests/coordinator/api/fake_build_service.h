@@ -131,7 +131,17 @@ class FakeBuildService : public BuildService {
     return it->second;
   }
 
-  // Set by tests before the calls; read after them (guarded by mu_ while the server runs).
+  void setSubmitError(Status s) {
+    std::lock_guard lock(mu_);
+    submit_error = std::move(s);
+  }
+  void setReady(Status s) {
+    std::lock_guard lock(mu_);
+    ready_status = std::move(s);
+  }
+
+  // Written by the server's threads under mu_; tests read them after the answer arrived (the
+  // answer is sent after the write, so the socket orders them).
   Status submit_error;
   Status ready_status;
   Caller last_caller;

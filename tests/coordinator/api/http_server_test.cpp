@@ -68,7 +68,7 @@ TEST_F(HttpServerTest, HealthAndReadiness) {
   EXPECT_EQ(h.status, 200);
   EXPECT_EQ(h.body, "ok\n");
   EXPECT_EQ(get("/readyz").status, 200);
-  service_.ready_status = unavailable("state store is closed");
+  service_.setReady(unavailable("state store is closed"));
   HttpAnswer r = get("/readyz");
   EXPECT_EQ(r.status, 503);
   EXPECT_NE(r.body.find("state store is closed"), std::string::npos) << r.body;
@@ -213,12 +213,12 @@ TEST_F(HttpServerTest, SubmitRejectsBadBodiesNamingTheField) {
 
 TEST_F(HttpServerTest, SubmitErrorsMapToStatuses) {
   const std::string body = R"({"context": ")" + Digest::sha256Of("c").toString() + R"("})";
-  service_.submit_error = permissionDenied("tags[0]: library/ is reserved");
+  service_.setSubmitError(permissionDenied("tags[0]: library/ is reserved"));
   HttpAnswer a = post("/v1/builds", body);
   EXPECT_EQ(a.status, 403);
   EXPECT_EQ(errorCode(a), "permission_denied");
   EXPECT_EQ(errorMessage(a), "tags[0]: library/ is reserved");
-  service_.submit_error = unavailable("shutting down");
+  service_.setSubmitError(unavailable("shutting down"));
   EXPECT_EQ(post("/v1/builds", body).status, 503);
 }
 
