@@ -116,9 +116,12 @@ Status BuildDriver::run() {
   publish();
   run_.log->append(buildEvent(rec_));
   if (m_.deps_.metrics) m_.deps_.metrics->buildStarted();
+  counted_running_ = true;
   if (run_.resumed) message("resumed after a coordinator restart");
   LF_RETURN_IF_ERROR(prepare());
+  if (cancelRequested() || stopRequested()) return cancelled("cancelled");
   LF_RETURN_IF_ERROR(lookupCache());
+  if (cancelRequested() || stopRequested()) return cancelled("cancelled");
   LF_RETURN_IF_ERROR(runJobs());
   if (cancelRequested() || stopRequested()) return cancelled("cancelled");
   return finish();
@@ -321,6 +324,9 @@ void BuildDriver::emitStep(int record, int attempt) {
 void BuildDriver::message(std::string_view text) { run_.log->append(messageEvent(text)); }
 
 void BuildDriver::publish(bool final) {
+  // Log lines and requeues of an unchanged record are frequent: store only changes.
+  if (!final && published_ && rec_ == *published_) return;
+  published_ = rec_;
   {
     std::lock_guard lock(run_.mu);
     run_.record = rec_;

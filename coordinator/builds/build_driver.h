@@ -132,6 +132,8 @@ class BuildDriver {
   int64_t source_date_epoch_ = 0;
   bool submitted_any_ = false;
   std::vector<std::string> pushed_;
+  std::optional<BuildRecord> published_;  // what publish() stored last
+  bool counted_running_ = false;          // metrics->buildStarted() was called
 };
 
 }  // namespace lf::coordinator

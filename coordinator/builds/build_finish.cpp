@@ -124,15 +124,17 @@ void BuildDriver::endBuild(BuildState state, std::string reason) {
   rec_.state = state;
   rec_.failure_reason = std::move(reason);
   rec_.finished_unix_ms = nowMs();
-  publish(/*final=*/true);  // before the last event: a reader that saw it finds the final record
+  if (m_.deps_.metrics) {
+    // builds_running counts started builds; one cancelled while queued never was.
+    if (!counted_running_) m_.deps_.metrics->buildStarted();
+    const double seconds =
+        static_cast<double>(rec_.finished_unix_ms - rec_.created_unix_ms) / 1000.0;
+    m_.deps_.metrics->buildFinished(buildStateName(state), seconds);
+  }
+  // Record, then the last event: whoever saw the build end finds the final record and metrics.
+  publish(/*final=*/true);
   run_.log->append(buildEvent(rec_));
   run_.log->close();
-  if (m_.deps_.metrics) {
-    m_.deps_.metrics->buildFinished(buildStateName(state),
-                                    static_cast<double>(rec_.finished_unix_ms -
-                                                        rec_.created_unix_ms) /
-                                        1000.0);
-  }
   spdlog::info("build={} state={} reason={}", rec_.id, buildStateName(state), rec_.failure_reason);
 }
 

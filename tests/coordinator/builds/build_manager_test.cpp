@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/blob/directory_blob_store.h"
+#include "coordinator/metrics/coordinator_metrics.h"
 #include "common/context/context_scanner.h"
 #include "common/context/context_tar.h"
 #include "tests/coordinator/builds/fake_job_broker.h"
@@ -80,7 +81,8 @@ class BuildManagerTest : public ::testing::Test {
     options.data_dir = dir_.path();
     options.max_concurrent_builds = max_builds;
     manager_ = std::make_unique<BuildManager>(
-        BuildManagerDeps{*state_, *blobs_, nullptr, *broker_, registry_.get(), nullptr}, options);
+        BuildManagerDeps{*state_, *blobs_, nullptr, *broker_, registry_.get(), &metrics_},
+        options);
   }
 
   // Writes the files into a fresh context dir, uploads its tar, returns its digest.
@@ -124,8 +126,13 @@ class BuildManagerTest : public ::testing::Test {
   std::unique_ptr<StateStore> state_;
   std::unique_ptr<registry::RegistryClient> registry_;
   std::unique_ptr<FakeJobBroker> broker_;
+  CoordinatorMetrics metrics_;
   std::unique_ptr<BuildManager> manager_;
 };
+
+bool hasLine(const std::string& text, const std::string& line) {
+  return text.find("\n" + line + "\n") != std::string::npos;
+}
 
 const std::map<std::string, std::string> kSimple = {
     {"Dockerfile",
@@ -206,6 +213,11 @@ TEST_F(BuildManagerTest, ARebuildIsAllCachedWithoutJobs) {
   EXPECT_EQ(summary->stored.entries, 2u);
   EXPECT_EQ(summary->lookups, 4u);
   EXPECT_EQ(summary->lookup_hits, 2u);
+  const std::string metrics = metrics_.serialize();
+  EXPECT_TRUE(hasLine(metrics, "layerfarm_cache_lookups_total{kind=\"RUN\"} 2")) << metrics;
+  EXPECT_TRUE(hasLine(metrics, "layerfarm_cache_hits_total{kind=\"COPY\"} 1")) << metrics;
+  EXPECT_TRUE(hasLine(metrics, "layerfarm_builds_total{state=\"succeeded\"} 2")) << metrics;
+  EXPECT_TRUE(hasLine(metrics, "layerfarm_builds_running 0")) << metrics;
 
   // no_cache runs the layer steps again.
   BuildRequest again = request(ctx);
@@ -306,6 +318,7 @@ TEST_F(BuildManagerTest, CancelWhileQueuedForASlot) {
   EXPECT_EQ(cancelled->state, BuildState::kCancelled);
   broker_->setAutoRun(true);
   EXPECT_EQ(follow(first.id).second.state, BuildState::kSucceeded);
+  EXPECT_TRUE(hasLine(metrics_.serialize(), "layerfarm_builds_running 0"));
 }
 
 TEST_F(BuildManagerTest, SubmitChecksTagsPushRightsAndTheContext) {
