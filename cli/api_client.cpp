@@ -186,11 +186,12 @@ struct ApiClient::Impl {
     res.content_type = std::string(parser.get()[http::field::content_type]);
     bool streaming = on_chunk != nullptr && res.status >= 200 && res.status < 300;
     std::vector<char> buf(kChunkBytes);
+    // read_some, not read: read would wait until the buffer is full, holding back live events.
     while (!parser.is_done()) {
       parser.get().body().data = buf.data();
       parser.get().body().size = buf.size();
       ec = c.run(streaming ? options.stream_idle_timeout_ms : options.io_timeout_ms,
-                 [&](auto handler) { http::async_read(c.stream, c.buffer, parser, handler); });
+                 [&](auto handler) { http::async_read_some(c.stream, c.buffer, parser, handler); });
       if (ec == http::error::need_buffer) {
         ec = {};
       }

@@ -152,7 +152,7 @@ Result<Digest> uploadContext(const ApiClient& client, const BuildOptions& opts,
   if (!opts.quiet) {
     *io.out << "context: " << humanSize(tar.size)
             << (present ? ", already on the server" : ", uploaded") << " (" << tar.digest.shortHex()
-            << ")\n";
+            << ")" << std::endl;  // before the stream starts: a slow upload shows why
   }
   return tar.digest;
 }
@@ -270,7 +270,7 @@ int runBuild(const BuildOptions& opts, Io io) {
     return reportError(*io.err, dataLoss("the coordinator accepted the build without an id"));
   }
   if (!opts.quiet) {
-    *io.out << "build " << id << " submitted to " << (*client)->server() << "\n";
+    *io.out << "build " << id << " submitted to " << (*client)->server() << std::endl;
   }
   ProgressRenderer renderer(*io.out, rendererOptions(opts, io));
   const ApiClient& api = **client;

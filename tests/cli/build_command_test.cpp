@@ -5,11 +5,11 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <signal.h>
-
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -40,6 +40,10 @@ struct Reply {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // When set, the server sends `body`, calls `between`, then sends `rest` (one Content-Length
+  // covers both): a stream whose first events the client must render before the rest arrives.
+  std::function<void()> between;
+  std::string rest;
 };
 
 // One request per connection (the CLI sends Connection: close), answered by `handler`.
@@ -117,16 +121,25 @@ class FakeServer {
       requests_.push_back(req);
     }
     Reply reply = handler_(req);
-    std::string out = "HTTP/1.1 " + std::to_string(reply.status) +
-                      " X\r\nContent-Type: " + reply.content_type +
-                      "\r\nContent-Length: " + std::to_string(reply.body.size()) +
-                      "\r\nConnection: close\r\n\r\n";
+    std::string out =
+        "HTTP/1.1 " + std::to_string(reply.status) + " X\r\nContent-Type: " + reply.content_type +
+        "\r\nContent-Length: " + std::to_string(reply.body.size() + reply.rest.size()) +
+        "\r\nConnection: close\r\n\r\n";
     if (req.method != "HEAD") out += reply.body;
+    if (!writeAll(c, out)) return;
+    if (reply.between) {
+      reply.between();
+      writeAll(c, reply.rest);
+    }
+  }
+
+  static bool writeAll(int c, const std::string& out) {
     for (size_t off = 0; off < out.size();) {
       ssize_t n = ::write(c, out.data() + off, out.size() - off);
-      if (n <= 0) return;
+      if (n <= 0) return false;
       off += static_cast<size_t>(n);
     }
+    return true;
   }
 
   std::function<Reply(const Request&)> handler_;
@@ -175,21 +188,48 @@ std::string failureEvents() {
          "\n";
 }
 
-std::string cancelledEvents() {
+std::string runningEvents() {
   return R"({"seq":0,"type":"plan","time_ms":1000,"steps":[{"index":0,"stage":"s","stage_step":1,"stage_steps":1,"instruction":"RUN sleep 1000","kind":"RUN"}]})"
          "\n"
-         R"({"seq":1,"type":"step","index":0,"state":"cancelled","time_ms":1300})"
-         "\n"
-         R"({"seq":2,"type":"build","state":"cancelled","failure_reason":"cancelled","time_ms":1300})"
+         R"({"seq":1,"type":"step","index":0,"state":"running","worker":"w1","attempt":1,"time_ms":1100})"
          "\n";
 }
+
+std::string cancelledEvents() {
+  return R"({"seq":2,"type":"step","index":0,"state":"cancelled","time_ms":1300})"
+         "\n"
+         R"({"seq":3,"type":"build","state":"cancelled","failure_reason":"cancelled","time_ms":1300})"
+         "\n";
+}
+
+// The CLI's stdout in the Ctrl-C test: lets the fake server wait until a line was flushed.
+struct WatchedBuf : std::stringbuf {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::string flushed;
+
+  int sync() override {
+    std::lock_guard lock(mu);
+    flushed = str();
+    cv.notify_all();
+    return 0;
+  }
+  bool waitFor(const std::string& needle, std::chrono::seconds timeout) {
+    std::unique_lock lock(mu);
+    return cv.wait_for(lock, timeout, [&] { return flushed.find(needle) != std::string::npos; });
+  }
+};
 
 // The fake coordinator's state: which contexts it holds, and the events of the next build.
 struct Farm {
   std::mutex mu;
   std::condition_variable cancelled_cv;
   bool cancelled = false;
-  bool interrupt_on_events = false;  // the events request sends SIGINT and waits for a cancel
+  // The events request streams a running step, waits until `live_output` shows it, sends SIGINT
+  // and finishes the stream once the cancel arrived.
+  bool interrupt_on_events = false;
+  struct WatchedBuf* live_output = nullptr;
+  std::atomic<bool> seen_live{false};
   std::set<std::string> contexts;
   std::string events = successEvents();
   std::string put_error;  // when set, PUT digests are checked and mismatches reported here
@@ -219,9 +259,16 @@ struct Farm {
     }
     if (r.method == "GET" && r.target.rfind("/v1/builds/b-1/events", 0) == 0) {
       if (interrupt_on_events) {
-        ::kill(::getpid(), SIGINT);  // the user presses Ctrl-C while the build runs
-        cancelled_cv.wait_for(lock, std::chrono::seconds(30), [&] { return cancelled; });
-        return Reply{200, "application/x-ndjson", cancelledEvents()};
+        Reply reply{200, "application/x-ndjson", runningEvents()};
+        reply.between = [this] {
+          // The user sees the step running, then presses Ctrl-C.
+          seen_live = live_output->waitFor("#1 running on worker w1", std::chrono::seconds(30));
+          ::kill(::getpid(), SIGINT);
+          std::unique_lock wait_lock(mu);
+          cancelled_cv.wait_for(wait_lock, std::chrono::seconds(30), [&] { return cancelled; });
+        };
+        reply.rest = cancelledEvents();
+        return reply;
       }
       return Reply{200, "application/x-ndjson", events};
     }
@@ -308,11 +355,23 @@ TEST(BuildCommand, FailedBuildExitsOneWithTheStepOutput) {
 
 TEST(BuildCommand, CtrlCCancelsTheBuildAndExits130) {
   Farm farm;
+  WatchedBuf out_buf;
   farm.interrupt_on_events = true;
+  farm.live_output = &out_buf;
   FakeServer server([&](const Request& r) { return farm.handle(r); });
   TempDir ctx;
   ctx.write("Dockerfile", "FROM busybox\nRUN sleep 1000\n");
-  CliRun run = runCliWith({"build", "--server", server.url(), ctx.path().string()});
+  std::ostream out(&out_buf);
+  std::ostringstream err;
+  std::string dir = ctx.path().string();
+  const char* argv[] = {"layerfarm", "build", "--server", nullptr, dir.c_str()};
+  std::string url = server.url();
+  argv[3] = url.c_str();
+  CliRun run;
+  run.code = runCli(5, argv, Io{&out, &err});
+  run.out = out_buf.str();
+  run.err = err.str();
+  EXPECT_TRUE(farm.seen_live) << "the running step was not printed while the stream was open";
   EXPECT_EQ(run.code, 130) << run.err;
   EXPECT_EQ(server.count("POST"), 2);  // the build, then its cancel
   EXPECT_NE(run.err.find("cancelling build b-1"), std::string::npos) << run.err;
