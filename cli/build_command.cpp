@@ -70,10 +70,17 @@ class Scratch {
   fs::path path_;
 };
 
-// The Dockerfile's path inside the context: -f is relative to the context; an absolute -f must
-// point inside it.
+// The Dockerfile's path inside the context: -f is relative to the context; a path that names no
+// file there but one relative to the working directory (docker build's reading) is taken that
+// way; either way the Dockerfile must be inside the context (the API names it by its path there).
 Result<std::string> dockerfileInContext(const BuildOptions& opts) {
   std::string file = opts.file.empty() ? "Dockerfile" : opts.file;
+  std::error_code exists_ec;
+  if (!fs::path(file).is_absolute() &&
+      !fs::exists(fs::symlink_status(fs::path(opts.context) / file, exists_ec)) &&
+      fs::exists(fs::symlink_status(file, exists_ec))) {
+    file = fs::absolute(file, exists_ec).string();  // docker build's reading: relative to cwd
+  }
   if (fs::path(file).is_absolute()) {
     std::error_code ec;
     fs::path ctx = fs::weakly_canonical(opts.context, ec);

@@ -411,6 +411,24 @@ TEST(BuildCommand, OutputDownloadsTheExport) {
   EXPECT_EQ(posted["output"], "type=oci");
 }
 
+TEST(BuildCommand, DockerfilePathRelativeToTheContextOrAbsolute) {
+  Farm farm;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("sub/app.Dockerfile", "FROM busybox\n");
+  for (const std::string& f :
+       {std::string("sub/app.Dockerfile"), (ctx.path() / "sub/app.Dockerfile").string()}) {
+    CliRun run =
+        runCliWith({"build", "--server", server.url(), "-q", "-f", f, ctx.path().string()});
+    EXPECT_EQ(run.code, 0) << f << ": " << run.err;
+    nlohmann::json posted;
+    for (const auto& r : server.requests()) {
+      if (r.method == "POST") posted = nlohmann::json::parse(r.body);
+    }
+    EXPECT_EQ(posted["dockerfile"], "sub/app.Dockerfile") << f;
+  }
+}
+
 TEST(BuildCommand, UsageErrorsAreCaughtBeforeAnyRequest) {
   TempDir ctx;
   ctx.write("Dockerfile", "FROM busybox\n");
