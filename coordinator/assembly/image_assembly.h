@@ -127,9 +127,11 @@ Status exportImage(blob::BlobStore& store, const AssembledImage& image,
                    const ExportOptions& options);
 
 struct PushAssembledOptions {
-  // Repositories (on the target's registry) that may hold the blobs already, e.g. the base
-  // image's repository. When `store` is a registry::RegistryBlobStore on the same host as a
-  // target, its repository is added automatically, so layers are mounted instead of uploaded.
+  // Repositories that may hold the blobs already, e.g. the base image's, as full names
+  // ("127.0.0.1:5000/library/busybox", "docker.io/library/alpine"). Each target repository
+  // mounts only from those on its own registry. When `store` is a registry::RegistryBlobStore on
+  // the same host as a target, its repository is added automatically, so layers are mounted
+  // instead of uploaded.
   std::vector<std::string> mount_from;
   bool default_library_namespace = true;
   std::function<void(std::string_view message)> progress;

@@ -146,7 +146,13 @@ Result<std::vector<registry::PushResult>> pushAssembledImage(registry::RegistryC
   for (const auto& g : groups) {
     registry::PushOptions po;
     po.extra_tags = g.extra_tags;
-    po.mount_from = options.mount_from;
+    for (const auto& candidate : options.mount_from) {
+      auto from = registry::Reference::parse(candidate);
+      if (from.isOk() && from->registryHost() == g.repo.host &&
+          from->repository != g.repo.name) {
+        po.mount_from.push_back(from->repository);
+      }
+    }
     if (cache_repo != nullptr && cache_repo->repository().host == g.repo.host) {
       po.mount_from.insert(po.mount_from.begin(), cache_repo->repository().name);
     }
