@@ -235,6 +235,38 @@ RUN --mount=type=bind,from=tools,source=/usr/bin/tool,target=/usr/local/bin/tool
   EXPECT_EQ(ctx.from().layers(0).blob().digest(), in.context->descriptor.digest.toString());
 }
 
+// Stage refs are matched to Step::uses_stages in order, image refs by name, however they mix.
+TEST(StepSpecs, BindMountsFromSeveralStagesAndAnImage) {
+  TempDir dir;
+  auto p = planOf(dir, R"(FROM busybox AS a
+RUN make a
+FROM busybox AS b
+RUN make b
+FROM busybox
+RUN --mount=type=bind,from=b,target=/b \
+    --mount=type=bind,from=alpine:3.20,target=/alpine \
+    --mount=type=bind,from=a,target=/a,rw \
+    --mount=type=bind,from=1,target=/b1 ls /a /b /b1 /alpine
+)");
+  ASSERT_TRUE(p);
+  StepSpecInput in = inputFor(*p, 2, 0);
+  in.stage_chains[0] = {fakeLayer("a")};
+  in.stage_chains[1] = {fakeLayer("b")};
+  in.image_chains["alpine:3.20"] = {fakeLayer("alpine")};
+  auto spec = makeStepSpec(in);
+  ASSERT_TRUE(spec.isOk()) << spec.status().toString();
+  ASSERT_EQ(spec->run().mounts_size(), 4);
+  auto only = [](const v1::RunMount& m) {
+    EXPECT_EQ(m.from().layers_size(), 1) << m.target();
+    return m.from().layers_size() == 1 ? m.from().layers(0).diff_id() : std::string();
+  };
+  EXPECT_EQ(only(spec->run().mounts(0)), fakeLayer("b").diff_id.toString());
+  EXPECT_EQ(only(spec->run().mounts(1)), fakeLayer("alpine").diff_id.toString());
+  EXPECT_EQ(only(spec->run().mounts(2)), fakeLayer("a").diff_id.toString());
+  EXPECT_FALSE(spec->run().mounts(2).readonly());
+  EXPECT_EQ(only(spec->run().mounts(3)), fakeLayer("b").diff_id.toString());
+}
+
 TEST(StepSpecs, SecretAndSshMountsRefusedWithPosition) {
   TempDir dir;
   auto p = planOf(dir, R"(FROM busybox
