@@ -88,23 +88,25 @@ BuildDriver::BuildDriver(BuildManager& manager, BuildManager::Run& run) : m_(man
 
 void BuildDriver::drive() {
   if (!m_.acquireSlot(run_)) {
-    // Cancelled (or the manager stopped) while waiting for a slot.
-    if (!stopRequested()) endBuild(BuildState::kCancelled, "cancelled");
+    if (cancelRequested()) {
+      endBuild(BuildState::kCancelled, "cancelled");
+    } else {
+      run_.log->close();  // the manager stops: the build stays queued for recover()
+    }
     return;
   }
   Status status = run();
   m_.releaseSlot();
-  if (stopRequested()) {
+  if (status.isOk()) {
+    // Finished (and pushed): a cancel or stop that came during the last step is too late.
+    endBuild(BuildState::kSucceeded, "");
+  } else if (stopRequested()) {
     // The record stays queued/running for recover() at the next start.
     run_.log->close();
-    return;
-  }
-  if (cancelRequested()) {
+  } else if (cancelRequested()) {
     endBuild(BuildState::kCancelled, "cancelled");
-  } else if (!status.isOk()) {
-    endBuild(BuildState::kFailed, status.message());
   } else {
-    endBuild(BuildState::kSucceeded, "");
+    endBuild(BuildState::kFailed, status.message());
   }
 }
 

@@ -95,7 +95,8 @@ class BuildManager : public BuildService, public JobListener {
   // returns what recovery found.
   Result<RecoveryReport> recover();
 
-  // Stops accepting builds (ready() answers kUnavailable), stops the drivers and joins them.
+  // Stops accepting builds (ready() answers kUnavailable), stops the drivers and joins them
+  // (a driver in a blocking call, resolving or pushing, finishes that call first).
   // Builds in flight are left queued/running in the state store as they are, for recover() at
   // the next start; their jobs are not cancelled (a coordinator that stops loses its broker
   // anyway). Idempotent.

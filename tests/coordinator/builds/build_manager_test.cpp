@@ -304,6 +304,24 @@ TEST_F(BuildManagerTest, CancelEndsTheBuildAndItsJobs) {
   EXPECT_EQ(manager_->cancel("b-nope").status().code(), StatusCode::kNotFound);
 }
 
+TEST_F(BuildManagerTest, ARequeuedJobGoesBackToQueuedThenRuns) {
+  start(/*auto_run=*/false);
+  const Digest ctx = context(kSimple);
+  BuildRecord build = submitOk(request(ctx));
+  ASSERT_TRUE(broker_->waitForSubmits(1));
+  broker_->requeue(broker_->pendingJobs().at(0));
+  broker_->setAutoRun(true);
+  auto [events, record] = follow(build.id);
+  ASSERT_EQ(record.state, BuildState::kSucceeded) << record.failure_reason;
+  EXPECT_EQ(stepStates(events, 1),
+            (std::vector<std::string>{"queued", "running", "queued", "running", "done"}));
+  bool told = false;
+  for (const auto& e : ofType(events, "message")) {
+    told = told || e["text"].get<std::string>().find("worker w1 lost") != std::string::npos;
+  }
+  EXPECT_TRUE(told);
+}
+
 TEST_F(BuildManagerTest, CancelWhileQueuedForASlot) {
   start(/*auto_run=*/false, /*max_builds=*/1);
   const Digest ctx = context(kSimple);

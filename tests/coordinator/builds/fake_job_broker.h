@@ -113,6 +113,26 @@ class FakeJobBroker : public JobBroker {
     post(job_id, true);
     cv_.notify_all();
   }
+  // The job is assigned, then its worker is lost: kRequeued; the job stays pending.
+  void requeue(const std::string& job_id) {
+    std::lock_guard lock(mu_);
+    auto it = pending_.find(job_id);
+    if (it == pending_.end()) return;
+    std::vector<std::string> builds(it->second.builds.begin(), it->second.builds.end());
+    JobEvent event;
+    event.kind = JobEvent::Kind::kRequeued;
+    event.job_id = job_id;
+    event.key = it->second.request.key;
+    event.attempt = 1;
+    event.worker_id = "w1";
+    event.build_ids = builds;
+    event.reason = "worker w1 lost: connection closed";
+    actions_.push_back([this, job_id, builds, event] {
+      listener()->onJobAssigned(JobAssigned{job_id, 1, "w1", builds});
+      listener()->onJobEvent(event);
+    });
+    cv_.notify_all();
+  }
   // Waits until at least n submits happened; false at the deadline.
   bool waitForSubmits(size_t n, std::chrono::seconds timeout = std::chrono::seconds(20)) {
     std::unique_lock lock(mu_);
