@@ -39,6 +39,33 @@ std::string_view outcomeName(JobEvent::Kind kind) {
   return "unknown";
 }
 
+WorkerInfo workerInfoOf(const v1::Register& r) {
+  WorkerInfo info;
+  info.id = r.worker_id();
+  // Bounded so that a silly value cannot overflow the scheduler's int arithmetic.
+  info.slots = static_cast<int>(std::min<uint32_t>(r.slots(), 1u << 20));
+  info.platform = r.platform();
+  for (const auto& [k, v] : r.labels()) {
+    info.labels.push_back(k + "=" + v);
+  }
+  info.held_diff_ids.insert(r.diff_ids().begin(), r.diff_ids().end());
+  return info;
+}
+
+v1::CoordinatorMessage registeredFrame(bool accepted, const std::string& reason,
+                                       uint32_t heartbeat_interval_ms,
+                                       const std::string& server_version) {
+  v1::CoordinatorMessage m;
+  v1::Registered& reg = *m.mutable_registered();
+  reg.set_accepted(accepted);
+  reg.set_reason(reason);
+  reg.set_heartbeat_interval_ms(heartbeat_interval_ms);
+  reg.set_server_version(server_version);
+  reg.mutable_protocol_version()->set_major(kProtocolMajor);
+  reg.mutable_protocol_version()->set_minor(kProtocolMinor);
+  return m;
+}
+
 v1::CoordinatorMessage errorFrame(v1::Error::Code code, const std::string& text) {
   v1::CoordinatorMessage m;
   m.mutable_error()->set_code(code);
@@ -117,14 +144,7 @@ void WorkerServer::Impl::onRegister(const ConnPtr& c, const v1::Register& r) {
     closeAfterFlush(c, why);
     return;
   }
-  WorkerInfo info;
-  info.id = r.worker_id();
-  info.slots = static_cast<int>(std::min<uint32_t>(r.slots(), 1u << 20));
-  info.platform = r.platform();
-  for (const auto& [k, v] : r.labels()) {
-    info.labels.push_back(k + "=" + v);
-  }
-  info.held_diff_ids.insert(r.diff_ids().begin(), r.diff_ids().end());
+  WorkerInfo info = workerInfoOf(r);
   auto now = SchedulerClock::now();
 
   Decisions d;
@@ -144,16 +164,9 @@ void WorkerServer::Impl::onRegister(const ConnPtr& c, const v1::Register& r) {
       result = outcome.status();
     }
   }
-  v1::CoordinatorMessage reply;
-  v1::Registered& reg = *reply.mutable_registered();
-  reg.set_server_version(options.server_version);
-  reg.mutable_protocol_version()->set_major(kProtocolMajor);
-  reg.mutable_protocol_version()->set_minor(kProtocolMinor);
   if (!result.isOk()) {
     spdlog::warn("worker refused worker={} peer={} reason={}", info.id, c->peer, result.message());
-    reg.set_accepted(false);
-    reg.set_reason(result.message());
-    send(c, reply);
+    send(c, registeredFrame(false, result.message(), 0, options.server_version));
     closeAfterFlush(c, "registration refused: " + result.message());
     return;
   }
@@ -166,9 +179,7 @@ void WorkerServer::Impl::onRegister(const ConnPtr& c, const v1::Register& r) {
   c->worker_id = info.id;
   c->registered = true;
   conns[info.id] = c;
-  reg.set_accepted(true);
-  reg.set_heartbeat_interval_ms(options.heartbeat_interval_ms);
-  send(c, reply);
+  send(c, registeredFrame(true, "", options.heartbeat_interval_ms, options.server_version));
   spdlog::info(
       "worker registered worker={} peer={} platform={} slots={} layers={} running={} draining={}",
       info.id, c->peer, info.platform, info.slots, info.held_diff_ids.size(), r.running_size(),
