@@ -85,7 +85,7 @@ worker_id: local-w$i
 slots: 2
 state_dir: $dir/worker-$i
 blob_store: {directory: $dir/blobs}
-cgroup_parent: layerfarm-local/w$i
+cgroup_parent: layerfarm-local-$api_port/w$i
 layer_budget_bytes: 10737418240
 default_limits: {timeout_ms: 3600000}
 reconnect_backoff_min_ms: 200
