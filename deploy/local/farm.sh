@@ -11,6 +11,8 @@
 #                         (default: build/ of this checkout)
 #   LF_REGISTRY_PORT, LF_API_PORT, LF_WORKER_PORT   (defaults 5000, 7070, 7071)
 #   LF_WORKERS            number of workers (default 2)
+#   LF_COORDINATOR_EXTRA  YAML appended to coordinator.yaml (e.g. API `clients`; then set
+#                         LAYERFARM_TOKEN to one of their tokens for this script's own checks)
 # Needs root (the workers use namespaces, overlayfs and cgroups).
 # After `start`: LAYERFARM_SERVER=http://127.0.0.1:$LF_API_PORT, and the registry at
 # 127.0.0.1:$LF_REGISTRY_PORT holds library/busybox:latest for examples to build on.
@@ -32,6 +34,8 @@ lf_worker=$bin/worker/layerfarm-worker
 [ -x "$lf_worker" ] || lf_worker=$bin/layerfarm-worker
 
 log() { echo "farm: $*"; }
+auth=()
+[ -z "${LAYERFARM_TOKEN:-}" ] || auth=(-H "Authorization: Bearer $LAYERFARM_TOKEN")
 die() { echo "farm: $*" >&2; exit 1; }
 
 running() {  # NAME -> 0 when its pid file names a live process
@@ -75,6 +79,7 @@ worker_token_file: $dir/worker-token
 registry: {insecure: ["127.0.0.1:$registry_port", "localhost:$registry_port"]}
 heartbeat_interval_ms: 1000
 scheduler: {lease_ms: 30000, heartbeat_timeout_ms: 5000, max_attempts: 3}
+${LF_COORDINATOR_EXTRA:-}
 YAML
   local i
   for i in $(seq 1 "$workers"); do
@@ -125,7 +130,7 @@ start() {
     start_process "worker-$i" "$lf_worker" --config "$dir/worker-$i.yaml"
   done
   local deadline=$(( $(date +%s) + 30 ))
-  until [ "$(curl -fs "http://127.0.0.1:$api_port/v1/workers" | grep -o '"id"' | wc -l)" -ge "$workers" ]; do
+  until [ "$(curl -fs "${auth[@]}" "http://127.0.0.1:$api_port/v1/workers" | grep -o '"id"' | wc -l)" -ge "$workers" ]; do
     [ "$(date +%s)" -lt "$deadline" ] || die "workers did not register within 30 s (logs: $dir/logs)"
     sleep 0.1
   done
@@ -169,7 +174,7 @@ status() {
     local name; name=$(basename "$f" .pid)
     if running "$name"; then echo "$name: running (pid $(cat "$f"))"; else echo "$name: dead"; fi
   done
-  curl -fs "http://127.0.0.1:$api_port/v1/workers" || echo "coordinator: not answering"
+  curl -fs "${auth[@]}" "http://127.0.0.1:$api_port/v1/workers" || echo "coordinator: not answering"
   echo
 }
 

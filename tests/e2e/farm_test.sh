@@ -6,7 +6,8 @@
 #   tests/e2e/farm_test.sh BUILD_DIR [SCENARIO...]
 #
 # Scenarios (default: all): reference multistage cache edit second_client kill_worker
-# kill_coordinator. Needs root; exits 77 (ctest: skipped) without it or without the tools.
+# kill_coordinator, tenants (this one configures API clients, so run it in its own group).
+# Needs root; exits 77 (ctest: skipped) without it or without the tools.
 set -euo pipefail
 build=$(cd "${1:?usage: farm_test.sh BUILD_DIR [SCENARIO...]}" && pwd); shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -41,7 +42,7 @@ trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok: $what"; }
-api() { curl -fsS "$LAYERFARM_SERVER$1"; }
+api() { curl -fsS ${LAYERFARM_TOKEN:+-H "Authorization: Bearer $LAYERFARM_TOKEN"} "$LAYERFARM_SERVER$1"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 metric() {  # NAME{LABELS} -> value (0 when absent)
   api /metrics | python3 -c '
@@ -174,6 +175,34 @@ DOCKERFILE
   "$farm" start >/dev/null  # restarts the killed worker
 }
 
+scenario_tenants() {
+  mkdir -p "$work/ta" "$work/tb"
+  printf 'FROM %s/library/busybox:latest\nRUN echo shared-prefix > /prefix.txt\nRUN echo team-a > /team.txt\n' "$registry" >"$work/ta/Dockerfile"
+  printf 'FROM %s/library/busybox:latest\nRUN echo shared-prefix > /prefix.txt\nRUN echo team-b > /team.txt\n' "$registry" >"$work/tb/Dockerfile"
+  local id
+  id=$(LAYERFARM_TOKEN=team-a-token build_image -t "$registry/team-a/app:1" --push "$work/ta") || fail "team-a build"
+  check "team-a's build ran on the farm as tenant team-a" test "$(api "/v1/builds/$id" | json 'd["tenant"]')" = team-a
+  id=$(LAYERFARM_TOKEN=team-b-token build_image -t "$registry/team-b/app:1" --push "$work/tb") || fail "team-b build"
+  local states
+  states=$(api "/v1/builds/$id" | json '" ".join("C" if s["cached"] else "R" for s in d["steps"] if s["kind"]=="RUN")')
+  check "team-b reuses team-a's layer for the shared prefix and runs its own step ($states)" test "$states" = "C R"
+  local out=$work/refused.out
+  if LAYERFARM_TOKEN=team-b-token "$lf" build --progress plain -t "$registry/team-a/app:2" --push "$work/tb" >"$out" 2>&1; then
+    fail "team-b pushed into team-a's namespace"
+  fi
+  check "pushing into another team's namespace is refused, naming it" grep -q "team-a" "$out"
+  if LAYERFARM_TOKEN=team-b-token "$lf" build --progress plain -t "$registry/app:1" --push "$work/tb" >"$out" 2>&1; then
+    fail "an ordinary client pushed to library/"
+  fi
+  check "a name without an account goes to library/, which ordinary clients may not push to" grep -q "library" "$out"
+  id=$(LAYERFARM_TOKEN=ops-token build_image -t "$registry/app:1" --push "$work/tb") || fail "admin push to library/"
+  check "an admin may push to library/" skopeo inspect --tls-verify=false --format "{{.Name}}" "docker://$registry/library/app:1"
+  if LAYERFARM_TOKEN= "$lf" build --progress plain "$work/tb" >"$out" 2>&1; then
+    fail "a build without a token was accepted"
+  fi
+  check "a client without a token is refused" grep -qi "token\|unauthenticated\|401" "$out"
+}
+
 scenario_kill_coordinator() {
   mkdir -p "$work/slow2"
   cat >"$work/slow2/Dockerfile" <<DOCKERFILE
@@ -223,6 +252,14 @@ DOCKERFILE
   fi
 }
 
+if [[ " ${scenarios[*]} " == *" tenants "* ]]; then
+  # Three API clients: two teams owning their namespace, and an admin.
+  export LF_COORDINATOR_EXTRA='clients:
+  - {token: team-a-token, tenant: team-a, namespaces: [team-a]}
+  - {token: team-b-token, tenant: team-b, namespaces: [team-b]}
+  - {token: ops-token, tenant: ops, admin: true}'
+  export LAYERFARM_TOKEN=ops-token
+fi
 "$farm" start
 for s in "${scenarios[@]}"; do
   echo "== $s"
