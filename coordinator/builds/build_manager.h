@@ -13,7 +13,8 @@
 // wake it. BuildService methods may be called from any thread.
 //
 // Ownership: the dependencies in BuildManagerDeps are not owned and must outlive the manager.
-// The destructor stops (see stop()).
+// The destructor stops (see stop()). Shutdown order: stop() the manager (no more calls into the
+// broker), then stop the broker (no more listener calls), then destroy the manager.
 //
 // Errors: submit() answers with the codes docs/http-api.md maps to HTTP statuses. A build that
 // fails (plan, resolution, a step, assembly, push, export) ends `failed` with the reason in

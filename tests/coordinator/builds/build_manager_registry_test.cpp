@@ -61,6 +61,13 @@ class BuildManagerRegistryTest : public ::testing::Test {
         options);
   }
 
+  void TearDown() override {
+    // The coordinator's order: manager stopped, broker stopped, then the manager goes.
+    if (manager_) manager_->stop();
+    broker_.reset();
+    manager_.reset();
+  }
+
   Digest context(const std::string& dockerfile) {
     TempDir ctx;
     ctx.write("Dockerfile", dockerfile);

@@ -64,9 +64,14 @@ class BuildManagerTest : public ::testing::Test {
     blobs_ = std::move(*blobs);
     openState();
   }
-  void TearDown() override {
-    manager_.reset();
+  void TearDown() override { shutdown(); }
+
+  // In the coordinator's order: the manager stops (no more calls into the broker), the broker
+  // stops (no more listener calls), then the manager goes.
+  void shutdown() {
+    if (manager_) manager_->stop();
     broker_.reset();
+    manager_.reset();
   }
 
   void openState() {
@@ -76,6 +81,7 @@ class BuildManagerTest : public ::testing::Test {
   }
 
   void start(bool auto_run, int max_builds = 8) {
+    shutdown();
     broker_ = std::make_unique<FakeJobBroker>(*blobs_, auto_run);
     BuildManagerOptions options;
     options.data_dir = dir_.path();
@@ -430,9 +436,7 @@ TEST_F(BuildManagerTest, ABuildInFlightResumesAfterARestart) {
   ASSERT_TRUE(broker_->waitForSubmits(1));
   broker_->run(broker_->pendingJobs().at(0));
   ASSERT_TRUE(broker_->waitForSubmits(2));  // step one done, step two submitted
-  manager_->stop();
-  manager_.reset();
-  broker_.reset();
+  shutdown();
   state_.reset();
 
   openState();
@@ -448,7 +452,6 @@ TEST_F(BuildManagerTest, ABuildInFlightResumesAfterARestart) {
   EXPECT_EQ(record.created_unix_ms, build.created_unix_ms);
 
   // A finished build the new coordinator never held: its log is rebuilt from the record.
-  manager_.reset();
   start(/*auto_run=*/true);
   auto log = manager_->events(build.id);
   ASSERT_TRUE(log.isOk());
