@@ -128,14 +128,16 @@ class Session {
   bool respond(Parser& parser, const api::ApiResponse& res, bool must_close = false,
                const http::fields* extra = nullptr);
   bool respondError(Parser& parser, const Status& s, bool must_close = false);
-  // Reads the request body in pieces, handing each to `sink`; a sink error stops reading.
-  // kUnavailable when the connection failed (nothing can be answered then).
-  Status readBody(Parser& parser, const std::function<Status(const char*, size_t)>& sink);
+  // Reads the request body in pieces, handing each to `sink`; a sink error stops reading and is
+  // returned. A failed connection sets *connection_lost (nothing can be answered then).
+  Status readBody(Parser& parser, const std::function<Status(const char*, size_t)>& sink,
+                  bool* connection_lost);
   bool readSmallBody(Parser& parser, std::string* body);
   bool upload(Parser& parser, const std::string& param);
   bool streamEvents(Parser& parser, const std::string& id, const api::Target& target);
   bool sendExport(Parser& parser, const std::string& id);
   bool peerClosed();
+  bool writeBytes(const std::string& bytes, bool chunked);
 
   Core& server_;
   asio::io_context& ioc_;
@@ -297,7 +299,9 @@ bool Session::dispatch(Parser& parser) {
 }
 
 Status Session::readBody(Parser& parser,
-                         const std::function<Status(const char*, size_t)>& sink) {
+                         const std::function<Status(const char*, size_t)>& sink,
+                         bool* connection_lost) {
+  *connection_lost = false;
   while (!parser.is_done()) {
     parser.get().body().data = chunk_.data();
     parser.get().body().size = chunk_.size();
@@ -305,7 +309,10 @@ Status Session::readBody(Parser& parser,
       http::async_read(stream_, buffer_, parser, std::move(handler));
     });
     if (ec == http::error::need_buffer) ec = {};
-    if (ec) return unavailable("reading the request body: " + ec.message());
+    if (ec) {
+      *connection_lost = true;
+      return unavailable("reading the request body: " + ec.message());
+    }
     const size_t n = chunk_.size() - parser.get().body().size;
     if (n > 0) LF_RETURN_IF_ERROR(sink(chunk_.data(), n));
   }
@@ -324,14 +331,18 @@ bool Session::readSmallBody(Parser& parser, std::string* body) {
   };
   if (auto len = parser.content_length(); len && *len > limit) return over();
   bool exceeded = false;
-  Status read = readBody(parser, [&](const char* data, size_t n) {
-    if (body->size() + n > limit) {
-      exceeded = true;
-      return resourceExhausted("body too large");
-    }
-    body->append(data, n);
-    return Status::ok();
-  });
+  bool lost = false;
+  Status read = readBody(
+      parser,
+      [&](const char* data, size_t n) {
+        if (body->size() + n > limit) {
+          exceeded = true;
+          return resourceExhausted("body too large");
+        }
+        body->append(data, n);
+        return Status::ok();
+      },
+      &lost);
   if (exceeded) return over();
   return read.isOk();
 }
@@ -373,13 +384,17 @@ bool Session::upload(Parser& parser, const std::string& param) {
   }
   Sha256 hash;
   uint64_t size = 0;
-  Status read = readBody(parser, [&](const char* data, size_t n) {
-    size += n;
-    if (writer) return writer->write(data, n);
-    hash.update(data, n);
-    return Status::ok();
-  });
-  if (read.code() == StatusCode::kUnavailable) return false;  // the client is gone
+  bool lost = false;
+  Status read = readBody(
+      parser,
+      [&](const char* data, size_t n) {
+        size += n;
+        if (writer) return writer->write(data, n);
+        hash.update(data, n);
+        return Status::ok();
+      },
+      &lost);
+  if (lost) return false;  // the client is gone; the uncommitted writer discards its bytes
   if (!read.isOk()) return respondError(parser, read, true);
   if (*known) {
     Digest actual = hash.finish();
@@ -429,8 +444,10 @@ bool Session::streamEvents(Parser& parser, const std::string& id, const api::Tar
   res.set(http::field::server, "layerfarm");
   res.set(http::field::content_type, "application/x-ndjson");
   res.set(http::field::cache_control, "no-cache");
-  res.chunked(true);
-  const bool keep = parser.get().keep_alive();
+  // HTTP/1.0 has no chunked encoding: the stream then ends by closing the connection.
+  const bool chunked = version_ == 11;
+  res.chunked(chunked);
+  const bool keep = chunked && parser.get().keep_alive();
   res.keep_alive(keep);
   http::response_serializer<http::empty_body> sr(res);
   server_.metrics.httpRequest(200);
@@ -445,19 +462,28 @@ bool Session::streamEvents(Parser& parser, const std::string& id, const api::Tar
       for (const std::string& e : slice.events) {
         batch.append(e).push_back('\n');
       }
-      error_code ec = runOp([&](auto h) {
-        asio::async_write(stream_, http::make_chunk(asio::buffer(batch)), std::move(h));
-      });
-      if (ec) return false;
+      if (!writeBytes(batch, chunked)) return false;
     } else if (!slice.closed && peerClosed()) {
       return false;
     }
     from = slice.next;
     if (slice.closed) break;
   }
+  if (!chunked) return false;
   error_code ec = runOp(
       [&](auto h) { asio::async_write(stream_, http::make_chunk_last(), std::move(h)); });
   return !ec && keep && !server_.stopping.load();
+}
+
+bool Session::writeBytes(const std::string& bytes, bool chunked) {
+  error_code ec = runOp([&](auto h) {
+    if (chunked) {
+      asio::async_write(stream_, http::make_chunk(asio::buffer(bytes)), std::move(h));
+    } else {
+      asio::async_write(stream_, asio::buffer(bytes), std::move(h));
+    }
+  });
+  return !ec;
 }
 
 bool Session::sendExport(Parser& parser, const std::string& id) {

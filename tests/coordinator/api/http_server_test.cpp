@@ -418,6 +418,18 @@ TEST_F(HttpServerTest, EventsFromResumes) {
   EXPECT_EQ(get("/v1/builds/missing/events").status, 404);
 }
 
+TEST_F(HttpServerTest, EventsOverHttp10EndByClosing) {
+  auto log = service_.addLog("b-1");
+  log->append({{"type", "message"}, {"text", "a"}});
+  log->close();
+  HttpTestClient c(port());
+  ASSERT_TRUE(c.send("GET /v1/builds/b-1/events HTTP/1.0\r\n\r\n"));
+  HttpAnswer a = c.read();
+  ASSERT_EQ(a.status, 200);
+  EXPECT_EQ(a.headers.count("transfer-encoding"), 0u);
+  EXPECT_EQ(json::parse(a.body)["text"], "a");
+}
+
 TEST_F(HttpServerTest, StopEndsOpenEventStreams) {
   auto log = service_.addLog("b-1");  // never closed
   HttpTestClient c(port());

@@ -131,7 +131,8 @@ bool HttpTestClient::readChunk(std::string* chunk) {
 HttpAnswer HttpTestClient::read(bool head) {
   HttpAnswer a = readHead();
   if (a.status == 0 || head || a.status == 100 || a.status == 204 || a.status == 304) return a;
-  if (a.headers["transfer-encoding"] == "chunked") {
+  if (auto te = a.headers.find("transfer-encoding");
+      te != a.headers.end() && te->second == "chunked") {
     std::string chunk;
     while (readChunk(&chunk) && !chunk.empty()) {
       a.chunks.push_back(chunk);
