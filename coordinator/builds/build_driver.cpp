@@ -3,13 +3,13 @@
 
 #include "coordinator/builds/build_driver.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <chrono>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "common/context/context_tar.h"
 #include "common/dockerfile/parser.h"

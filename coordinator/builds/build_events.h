@@ -5,10 +5,9 @@
 // longer in memory. Pure functions; thread-safe.
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-
-#include <nlohmann/json.hpp>
 
 #include "coordinator/builds/build_event_log.h"
 #include "coordinator/state/state_records.h"

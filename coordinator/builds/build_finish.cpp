@@ -1,11 +1,11 @@
 // BuildDriver, part 3: assembling the target stage's image, storing its history, pushing and
 // exporting it, and ending the build.
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <filesystem>
 #include <system_error>
-
-#include <spdlog/spdlog.h>
 
 #include "common/registry/reference.h"
 #include "coordinator/assembly/image_history.h"

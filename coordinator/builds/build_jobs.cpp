@@ -1,11 +1,11 @@
 // BuildDriver, part 2: submitting the steps no cache entry answered as jobs once their parents
 // are known, and applying what the broker reports about them.
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <type_traits>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "common/context/context_tar.h"
 #include "coordinator/builds/build_driver.h"
@@ -148,7 +148,8 @@ Status BuildDriver::submitStep(int index) {
   request.tenant = rec_.tenant;
   request.key = rec_.steps[t.record].key;
   request.platform = stage.platform.toString();
-  for (const auto& layer : input.parent) request.parent_diff_ids.push_back(layer.diff_id.toString());
+  for (const auto& layer : input.parent)
+    request.parent_diff_ids.push_back(layer.diff_id.toString());
   request.spec = std::move(spec);
   auto outcome = m_.deps_.broker.submit(std::move(request));
   if (!outcome.isOk()) return outcome.status().withContext(stepName(t) + ": submitting the job");

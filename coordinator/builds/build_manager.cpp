@@ -1,12 +1,12 @@
 #include "coordinator/builds/build_manager.h"
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <ctime>
 #include <utility>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "common/registry/image_transfer.h"
 #include "common/registry/reference.h"
@@ -40,15 +40,18 @@ Status checkPushAllowed(const Caller& caller, const registry::Reference& ref, si
       caller.namespaces.end()) {
     return Status::ok();
   }
-  return permissionDenied(where + ": tenant " + caller.tenant + " may not push to namespace " +
-                          ns + "/");
+  return permissionDenied(where + ": tenant " + caller.tenant + " may not push to namespace " + ns +
+                          "/");
 }
 
 bool safeBuildId(const std::string& id) {
   if (id.empty() || id.size() > 128) return false;
-  return std::all_of(id.begin(), id.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
-  }) && id.front() != '.';
+  return std::all_of(id.begin(), id.end(),
+                     [](char c) {
+                       return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                              c == '.';
+                     }) &&
+         id.front() != '.';
 }
 
 }  // namespace

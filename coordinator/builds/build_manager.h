@@ -154,8 +154,8 @@ class BuildManager : public BuildService, public JobListener {
   int running_slots_ = 0;
   uint64_t id_counter_ = 0;
   std::map<std::string, std::shared_ptr<Run>> runs_;  // drivers alive
-  std::map<std::string, std::thread> threads_;         // by build id, joined when done
-  std::vector<std::string> done_threads_;              // drivers that returned, to join
+  std::map<std::string, std::thread> threads_;        // by build id, joined when done
+  std::vector<std::string> done_threads_;             // drivers that returned, to join
   // Event logs of recently finished builds (oldest first), for late readers.
   std::deque<std::pair<std::string, std::shared_ptr<BuildEventLog>>> finished_logs_;
 

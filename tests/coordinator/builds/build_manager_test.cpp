@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "common/blob/directory_blob_store.h"
-#include "coordinator/metrics/coordinator_metrics.h"
 #include "common/context/context_scanner.h"
 #include "common/context/context_tar.h"
+#include "coordinator/metrics/coordinator_metrics.h"
 #include "tests/coordinator/builds/fake_job_broker.h"
 #include "tests/support/temp_dir.h"
 
@@ -24,8 +24,7 @@ using testing::FakeJobBroker;
 using namespace std::chrono_literals;
 
 // Reads a log to its end (closed) or the deadline.
-std::vector<nlohmann::json> readAll(const BuildEventLog& log,
-                                    std::chrono::seconds timeout = 30s) {
+std::vector<nlohmann::json> readAll(const BuildEventLog& log, std::chrono::seconds timeout = 30s) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::vector<nlohmann::json> events;
   size_t next = 0;
@@ -87,8 +86,7 @@ class BuildManagerTest : public ::testing::Test {
     options.data_dir = dir_.path();
     options.max_concurrent_builds = max_builds;
     manager_ = std::make_unique<BuildManager>(
-        BuildManagerDeps{*state_, *blobs_, nullptr, *broker_, registry_.get(), &metrics_},
-        options);
+        BuildManagerDeps{*state_, *blobs_, nullptr, *broker_, registry_.get(), &metrics_}, options);
   }
 
   // Writes the files into a fresh context dir, uploads its tar, returns its digest.
@@ -430,8 +428,7 @@ TEST_F(BuildManagerTest, ExportWritesATarball) {
 
 TEST_F(BuildManagerTest, ABuildInFlightResumesAfterARestart) {
   start(/*auto_run=*/false);
-  const Digest ctx = context(
-      {{"Dockerfile", "FROM scratch\nRUN step-one\nRUN step-two\n"}});
+  const Digest ctx = context({{"Dockerfile", "FROM scratch\nRUN step-one\nRUN step-two\n"}});
   BuildRecord build = submitOk(request(ctx));
   ASSERT_TRUE(broker_->waitForSubmits(1));
   broker_->run(broker_->pendingJobs().at(0));
