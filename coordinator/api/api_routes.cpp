@@ -53,8 +53,8 @@ Result<T> parseNumber(const std::map<std::string, std::string>& query, const std
   const std::string& s = it->second;
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
   if (ec != std::errc() || end != s.data() + s.size() || value < 0) {
-    return invalidArgument(fmt::format("query parameter {}: \"{}\" is not a non-negative integer",
-                                       name, s));
+    return invalidArgument(
+        fmt::format("query parameter {}: \"{}\" is not a non-negative integer", name, s));
   }
   return value;
 }

@@ -7,18 +7,17 @@
 // clang-format off
 #include <utility>  // first: Boost 1.74's Asio uses std::exchange without including it
 // clang-format on
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
-#include <sys/socket.h>
-
-#include <unistd.h>
-
-#include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
@@ -56,10 +55,6 @@ struct Conn {
   std::thread thread;
   std::atomic<bool> done{false};
 };
-
-void setKeepAlive(http::fields& f, bool keep) {
-  f.set(http::field::connection, keep ? "keep-alive" : "close");
-}
 
 // What every connection shares: read-only options, the service and the stop flag.
 struct Core {
@@ -185,9 +180,8 @@ bool Session::writeMessage(http::response<Body>& res) {
   http::response_serializer<Body> sr(res);
   // One write_some per deadline: a multi-gigabyte export must not be cut by idle_timeout_ms.
   while (!sr.is_done()) {
-    error_code ec = runOp([&](auto handler) {
-      http::async_write_some(stream_, sr, std::move(handler));
-    });
+    error_code ec =
+        runOp([&](auto handler) { http::async_write_some(stream_, sr, std::move(handler)); });
     if (ec) return false;
   }
   return res.keep_alive();
@@ -195,8 +189,8 @@ bool Session::writeMessage(http::response<Body>& res) {
 
 bool Session::respond(Parser& parser, const api::ApiResponse& r, bool must_close,
                       const http::fields* extra) {
-  const bool keep = !must_close && parser.is_done() && parser.get().keep_alive() &&
-                    !server_.stopping.load();
+  const bool keep =
+      !must_close && parser.is_done() && parser.get().keep_alive() && !server_.stopping.load();
   auto fill = [&](auto& res) {
     res.set(http::field::server, "layerfarm");
     if (!r.content_type.empty()) res.set(http::field::content_type, r.content_type);
@@ -227,9 +221,8 @@ bool Session::serveOne() {
   // Each route applies its own bound. Not boost::none: Boost 1.74 compares the Content-Length
   // with the optional limit, and any number is greater than an empty optional.
   parser.body_limit(std::numeric_limits<std::uint64_t>::max());
-  error_code ec = runOp([&](auto handler) {
-    http::async_read_header(stream_, buffer_, parser, std::move(handler));
-  });
+  error_code ec = runOp(
+      [&](auto handler) { http::async_read_header(stream_, buffer_, parser, std::move(handler)); });
   head_ = false;
   version_ = 11;
   if (ec && (ec == http::error::end_of_stream ||
@@ -244,10 +237,10 @@ bool Session::serveOne() {
                    true);
   }
   if (ec) {
-    return respond(parser,
-                   api::errorResponse(400, "invalid_argument",
-                                      "malformed HTTP request: " + ec.message()),
-                   true);
+    return respond(
+        parser,
+        api::errorResponse(400, "invalid_argument", "malformed HTTP request: " + ec.message()),
+        true);
   }
   version_ = parser.get().version() == 10 ? 10 : 11;
   head_ = parser.get().method() == http::verb::head;
@@ -279,8 +272,8 @@ bool Session::dispatch(Parser& parser) {
   api::ApiRequest request{method, match.route, match.param, target->query, "", Caller{}};
   if (!api::isPublic(match.route)) {
     auto auth = req[http::field::authorization];
-    auto caller = api::authenticate(server_.options.clients,
-                                    std::string_view(auth.data(), auth.size()));
+    auto caller =
+        api::authenticate(server_.options.clients, std::string_view(auth.data(), auth.size()));
     if (!caller) {
       http::fields challenge;
       challenge.set(http::field::www_authenticate, "Bearer realm=\"layerfarm\"");
@@ -298,16 +291,14 @@ bool Session::dispatch(Parser& parser) {
   return respond(parser, server_.handlers.handle(request));
 }
 
-Status Session::readBody(Parser& parser,
-                         const std::function<Status(const char*, size_t)>& sink,
+Status Session::readBody(Parser& parser, const std::function<Status(const char*, size_t)>& sink,
                          bool* connection_lost) {
   *connection_lost = false;
   while (!parser.is_done()) {
     parser.get().body().data = chunk_.data();
     parser.get().body().size = chunk_.size();
-    error_code ec = runOp([&](auto handler) {
-      http::async_read(stream_, buffer_, parser, std::move(handler));
-    });
+    error_code ec = runOp(
+        [&](auto handler) { http::async_read(stream_, buffer_, parser, std::move(handler)); });
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
       *connection_lost = true;
@@ -399,9 +390,9 @@ bool Session::upload(Parser& parser, const std::string& param) {
   if (*known) {
     Digest actual = hash.finish();
     if (actual != *digest) {
-      return respondError(parser, invalidArgument(fmt::format(
-                                      "context body hashes to {}, not {} ({} bytes)",
-                                      actual.toString(), digest->toString(), size)));
+      return respondError(
+          parser, invalidArgument(fmt::format("context body hashes to {}, not {} ({} bytes)",
+                                              actual.toString(), digest->toString(), size)));
     }
     return respond(parser, api::ApiResponse{200, "application/json",
                                             fmt::format("{{\"digest\":\"{}\",\"size\":{}}}\n",
@@ -470,8 +461,8 @@ bool Session::streamEvents(Parser& parser, const std::string& id, const api::Tar
     if (slice.closed) break;
   }
   if (!chunked) return false;
-  error_code ec = runOp(
-      [&](auto h) { asio::async_write(stream_, http::make_chunk_last(), std::move(h)); });
+  error_code ec =
+      runOp([&](auto h) { asio::async_write(stream_, http::make_chunk_last(), std::move(h)); });
   return !ec && keep && !server_.stopping.load();
 }
 
@@ -493,8 +484,8 @@ bool Session::sendExport(Parser& parser, const std::string& id) {
   error_code ec;
   res.body().open(path->c_str(), beast::file_mode::scan, ec);
   if (ec) {
-    return respondError(parser, notFound(fmt::format("export of build {} at {}: {}", id, *path,
-                                                     ec.message())));
+    return respondError(
+        parser, notFound(fmt::format("export of build {} at {}: {}", id, *path, ec.message())));
   }
   const bool keep = parser.get().keep_alive() && !server_.stopping.load();
   res.set(http::field::server, "layerfarm");
@@ -546,8 +537,8 @@ void HttpServer::Impl::onAccept(error_code ec, tcp::socket socket) {
           body.size(), body);
     }();
     // Best effort, without blocking the acceptor: the socket buffer takes this small answer.
-    ssize_t sent = ::send(socket.native_handle(), kBusy.data(), kBusy.size(),
-                          MSG_DONTWAIT | MSG_NOSIGNAL);
+    ssize_t sent =
+        ::send(socket.native_handle(), kBusy.data(), kBusy.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)sent;
     metrics.httpRequest(503);
     error_code ignored;
@@ -605,8 +596,8 @@ Status HttpServer::start() {
   error_code ec;
   auto address = asio::ip::make_address(s.options.listen_address, ec);
   if (ec) {
-    return invalidArgument(fmt::format("listen address \"{}\": {}", s.options.listen_address,
-                                       ec.message()));
+    return invalidArgument(
+        fmt::format("listen address \"{}\": {}", s.options.listen_address, ec.message()));
   }
   tcp::endpoint endpoint(address, s.options.port);
   s.protocol = endpoint.protocol();

@@ -119,9 +119,7 @@ Status readField(const std::string& key, const json& value, BuildRequest* r) {
       key));
 }
 
-int64_t spanMs(int64_t start, int64_t end) {
-  return (start == 0 || end < start) ? 0 : end - start;
-}
+int64_t spanMs(int64_t start, int64_t end) { return (start == 0 || end < start) ? 0 : end - start; }
 
 }  // namespace
 
@@ -172,9 +170,8 @@ json buildRequestToJson(const BuildRequest& r) {
 }
 
 json layerToJson(const LayerDescriptor& layer) {
-  return json{{"media_type", layer.media_type},
-              {"digest", layer.digest.toString()},
-              {"size", layer.size}};
+  return json{
+      {"media_type", layer.media_type}, {"digest", layer.digest.toString()}, {"size", layer.size}};
 }
 
 std::string stepKind(const StepRecord& step) {
@@ -183,10 +180,11 @@ std::string stepKind(const StepRecord& step) {
   }
   std::string word;
   size_t i = step.instruction.find_first_not_of(" \t");
-  for (; i < step.instruction.size() && std::isalpha(static_cast<unsigned char>(
-                                            step.instruction[i]));
+  for (;
+       i < step.instruction.size() && std::isalpha(static_cast<unsigned char>(step.instruction[i]));
        ++i) {
-    word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(step.instruction[i]))));
+    word.push_back(
+        static_cast<char>(std::toupper(static_cast<unsigned char>(step.instruction[i]))));
   }
   return word;
 }

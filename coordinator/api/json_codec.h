@@ -9,11 +9,10 @@
 // field of the wrong type is kInvalidArgument naming the field ("tags[2]: expected a string").
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "common/base/status.h"
 #include "coordinator/builds/build_service.h"

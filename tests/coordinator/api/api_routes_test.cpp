@@ -50,9 +50,9 @@ TEST(RouteOf, MatchesTheDocumentedRoutes) {
   EXPECT_EQ(routeOf("/v1/workers").route, Route::kWorkers);
   EXPECT_EQ(routeOf("/v1/cache/stats").route, Route::kCacheStats);
   EXPECT_EQ(routeOf("/v1/images/history").route, Route::kImageHistory);
-  for (const char* p : {"/", "", "/v1", "/v1/", "/v1/builds/", "/v1/builds//cancel",
-                        "/v1/builds/b/other", "/v1/contexts/", "/v1/contexts/a/b",
-                        "/v2/builds", "/healthz/", "/v1/workers/x"}) {
+  for (const char* p :
+       {"/", "", "/v1", "/v1/", "/v1/builds/", "/v1/builds//cancel", "/v1/builds/b/other",
+        "/v1/contexts/", "/v1/contexts/a/b", "/v2/builds", "/healthz/", "/v1/workers/x"}) {
     EXPECT_EQ(routeOf(p).route, Route::kNotFound) << p;
   }
   EXPECT_TRUE(methodAllowed(Route::kBuilds, "POST"));
@@ -66,8 +66,7 @@ TEST(RouteOf, MatchesTheDocumentedRoutes) {
 TEST(Authenticate, MapsTokensToCallers) {
   EXPECT_EQ(authenticate({}, "")->tenant, "default");
   EXPECT_TRUE(authenticate({}, "")->any_namespace);
-  std::vector<ApiClient> clients = {{"secret", "team", {"team"}, false},
-                                    {"root", "", {}, true}};
+  std::vector<ApiClient> clients = {{"secret", "team", {"team"}, false}, {"root", "", {}, true}};
   EXPECT_FALSE(authenticate(clients, ""));
   EXPECT_FALSE(authenticate(clients, "Bearer "));
   EXPECT_FALSE(authenticate(clients, "Bearer secre"));

@@ -125,8 +125,9 @@ TEST_F(HttpServerTest, ContextOverTheLimitIs413BeforeReading) {
   EXPECT_FALSE(service_.contextSize(Digest::sha256Of(tar)));
   // Without Content-Length (chunked): 411.
   HttpTestClient c2(port());
-  ASSERT_TRUE(c2.send("PUT /v1/contexts/" + Digest::sha256Of(tar).toString() +
-                      " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"));
+  ASSERT_TRUE(
+      c2.send("PUT /v1/contexts/" + Digest::sha256Of(tar).toString() +
+              " HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"));
   EXPECT_EQ(c2.read().status, 411);
 }
 
@@ -175,8 +176,8 @@ TEST_F(HttpServerTest, SubmitMapsEveryField) {
 }
 
 TEST_F(HttpServerTest, SubmitDefaultsAndIndexTarget) {
-  HttpAnswer a = post("/v1/builds", R"({"context": ")" + Digest::sha256Of("c").toString() +
-                                        R"(", "target": 1})");
+  HttpAnswer a = post("/v1/builds",
+                      R"({"context": ")" + Digest::sha256Of("c").toString() + R"(", "target": 1})");
   ASSERT_EQ(a.status, 202) << a.body;
   EXPECT_EQ(service_.last_request->dockerfile_path, "Dockerfile");
   EXPECT_EQ(service_.last_request->target, "1");
@@ -324,9 +325,9 @@ TEST_F(HttpServerTest, BuildJsonShape) {
   EXPECT_EQ(s0["cached"], true);
   EXPECT_TRUE(s0["layer"].is_null());
   const json& s1 = b["steps"][1];
-  for (const char* field : {"index", "stage", "instruction", "kind", "state", "cached", "key",
-                            "job", "worker", "queued_ms", "started_ms", "finished_ms",
-                            "duration_ms", "layer", "diff_id", "error"}) {
+  for (const char* field :
+       {"index", "stage", "instruction", "kind", "state", "cached", "key", "job", "worker",
+        "queued_ms", "started_ms", "finished_ms", "duration_ms", "layer", "diff_id", "error"}) {
     EXPECT_TRUE(s1.contains(field)) << field;
   }
   EXPECT_EQ(s1["kind"], "RUN");

@@ -13,7 +13,7 @@
 namespace lf::testing {
 
 struct HttpAnswer {
-  int status = 0;  // 0 when no answer could be read
+  int status = 0;                              // 0 when no answer could be read
   std::map<std::string, std::string> headers;  // names lowercased
   std::string body;                            // de-chunked
   std::vector<std::string> chunks;             // the chunks as received, when chunked
