@@ -19,6 +19,7 @@ packages=(
   libseccomp-dev
   # real peers used by tests and benchmarks
   openssl pigz zstd docker-registry skopeo umoci runc busybox-static apache2-utils
+  prometheus  # promtool checks the coordinator's /metrics
 )
 
 missing=()
