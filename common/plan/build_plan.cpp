@@ -319,26 +319,35 @@ void Planner::applyConfigCommand(const dockerfile::Command& cmd, Stage* stage, S
           created_by = "USER " + x.user;
         } else if constexpr (std::is_same_v<T, dockerfile::CmdCommand>) {
           c.cmd = x.shell_form ? withShell(c, x.args) : x.args;
+          // BuildKit marks every CMD's arguments as escaped (a Windows notion runtimes on Linux
+          // ignore); the image config carries it, so does ours.
+          c.args_escaped = true;
           st->cmd_set_in_stage = true;
-          created_by = "CMD " + internal::quoteJsonArray(*c.cmd);
+          created_by = "CMD " + internal::goQuotedList(*c.cmd);
         } else if constexpr (std::is_same_v<T, dockerfile::EntrypointCommand>) {
           c.entrypoint = x.shell_form ? withShell(c, x.args) : x.args;
           // "If CMD is defined from the base image, setting ENTRYPOINT will reset CMD".
           if (!st->cmd_set_in_stage) c.cmd.reset();
-          created_by = "ENTRYPOINT " + internal::quoteJsonArray(*c.entrypoint);
+          created_by = "ENTRYPOINT " + internal::goQuotedList(*c.entrypoint);
         } else if constexpr (std::is_same_v<T, dockerfile::ShellCommand>) {
           c.shell = x.args;
-          created_by = "SHELL " + internal::quoteJsonArray(x.args);
+          created_by = "SHELL " + internal::goPlainList(x.args);
         } else if constexpr (std::is_same_v<T, dockerfile::ExposeCommand>) {
-          created_by = "EXPOSE";
+          // BuildKit prints the parsed port set, a Go map: "EXPOSE map[53/udp:{} 80/tcp:{}]".
+          std::set<std::string> ports;
           for (const auto& p : x.specs) {
             for (uint32_t port = p.first; port <= p.last; ++port) {
-              c.exposed_ports.insert(std::to_string(port) + "/" + p.protocol);
+              ports.insert(std::to_string(port) + "/" + p.protocol);
             }
           }
-          for (const auto& w : x.ports) created_by += " " + w;
+          created_by = "EXPOSE map[";
+          for (const auto& p : ports) {
+            created_by += (created_by.ends_with("[") ? "" : " ") + p + ":{}";
+            c.exposed_ports.insert(p);
+          }
+          created_by += "]";
         } else if constexpr (std::is_same_v<T, dockerfile::VolumeCommand>) {
-          created_by = "VOLUME " + internal::quoteJsonArray(x.paths);
+          created_by = "VOLUME " + internal::goPlainList(x.paths);
           for (const auto& v : x.paths) c.volumes.insert(v);
         } else if constexpr (std::is_same_v<T, dockerfile::StopsignalCommand>) {
           c.stop_signal = x.signal;

@@ -59,7 +59,8 @@ struct RuntimeConfig {
   std::optional<Healthcheck> healthcheck;
   std::string stop_signal;
   std::vector<std::string> onbuild;
-  std::string author;  // MAINTAINER
+  std::string author;         // MAINTAINER
+  bool args_escaped = false;  // the config's ArgsEscaped: set by CMD, as BuildKit does
 
   // The value of an ENV variable, or nullopt.
   std::optional<std::string> getEnv(std::string_view key) const;

@@ -50,6 +50,10 @@ Result<int> findStageRef(std::string_view ref, const std::vector<Stage>& stages,
                          const std::string& where);
 
 std::string quoteJsonArray(const std::vector<std::string>& items);
+// How BuildKit's Go code prints a []string into history text: fmt's %q gives
+// ["/bin/sh" "-c" "echo \"hi\""] (CMD, ENTRYPOINT), %v gives [/bin/bash -c] (SHELL, VOLUME).
+std::string goQuotedList(const std::vector<std::string>& items);
+std::string goPlainList(const std::vector<std::string>& items);
 std::string lower(std::string_view s);
 
 }  // namespace lf::plan::internal

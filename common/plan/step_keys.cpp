@@ -142,6 +142,35 @@ std::string quoteJsonArray(const std::vector<std::string>& items) {
   return nlohmann::json(items).dump();
 }
 
+// strconv.Quote for the ASCII range; bytes from 0x80 on are copied as they are (Go keeps
+// printable UTF-8 too and escapes only non-printable runes, which Dockerfiles hardly hold).
+std::string goQuotedList(const std::vector<std::string>& items) {
+  static constexpr std::string_view kEscaped = "\"\\\a\b\f\n\r\t\v", kNames = "\"\\abfnrtv";
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    out += i ? " \"" : "\"";
+    for (char ch : items[i]) {
+      auto c = static_cast<unsigned char>(ch);
+      if (size_t e = kEscaped.find(ch); e != std::string_view::npos) {
+        out += {'\\', kNames[e]};
+      } else if (c < 0x20 || c == 0x7f) {
+        out += {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+      } else {
+        out += ch;
+      }
+    }
+    out += "\"";
+  }
+  return out + "]";
+}
+
+std::string goPlainList(const std::vector<std::string>& items) {
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? " " : "") + items[i];
+  return out + "]";
+}
+
 std::map<std::string, std::string> effectiveArgs(const ArgScope& args,
                                                  const RuntimeConfig& config) {
   std::map<std::string, std::string> out;
@@ -199,11 +228,14 @@ Status keyRunStep(const dockerfile::RunCommand& run, const std::optional<Digest>
   }
   auto args = effectiveArgs(*env.args, c);
 
-  // History text as BuildKit writes it: "RUN |2 A=1 B=2 /bin/sh -c make # buildkit".
+  // History text as BuildKit writes it: "RUN |2 B=2 A=1 /bin/sh -c make # buildkit", the ARGs in
+  // the order they were declared (the key takes them sorted).
   std::string text = "RUN ";
   if (!args.empty()) {
     text += "|" + std::to_string(args.size());
-    for (const auto& [k, v] : args) text += " " + k + "=" + v;
+    for (const auto& [k, unused] : *env.args) {
+      if (auto it = args.find(k); it != args.end()) text += " " + k + "=" + it->second;
+    }
     text += " ";
   }
   for (size_t i = 0; i < argv.size(); ++i) text += (i ? " " : "") + argv[i];

@@ -101,6 +101,8 @@ Status addSteps(const AssemblyInput& in, blob::BlobStore& store, oci::ImageConfi
     }
   }
   for (const auto& step : stage.steps) {
+    // BuildKit records no history for ONBUILD: it only adds a trigger to the config.
+    if (step.keyword == "ONBUILD") continue;
     oci::History h;
     h.created = config->created;
     h.created_by = step.created_by;
@@ -146,6 +148,7 @@ oci::ContainerConfig containerConfigOf(const plan::RuntimeConfig& c) {
   }
   out.on_build = c.onbuild;
   out.shell = c.shell;
+  out.args_escaped = c.args_escaped;
   return out;
 }
 
@@ -173,6 +176,7 @@ plan::RuntimeConfig runtimeConfigOf(const oci::ImageConfig& image) {
   out.stop_signal = c.stop_signal;
   out.onbuild = c.on_build;
   out.author = image.author;
+  out.args_escaped = c.args_escaped;
   return out;
 }
 

@@ -13,11 +13,11 @@
 //   has fewer non-empty entries than layers), then one entry per step of the stage, in order, with
 //   created_by = Step::created_by ("RUN /bin/sh -c make # buildkit", "COPY a /b # buildkit",
 //   "ENV A=b", "WORKDIR /x") and comment "buildkit.dockerfile.v0". Metadata steps (ENV, LABEL,
-//   ARG, WORKDIR, ...) get empty_layer=true.
+//   ARG, WORKDIR, ...) get empty_layer=true. ONBUILD gets no entry (BuildKit writes none).
 // - `rootfs.diff_ids`: the base's, then each produced layer's, in step order.
-// Known differences from BuildKit (compared with its dockerfile2llb and image exporter):
-// - created_by is the plan's text. EXPOSE reads "EXPOSE 8080" where BuildKit prints the parsed
-//   ports ("EXPOSE map[8080/tcp:{}]", newer "EXPOSE [8080/tcp]"); the rest match.
+// Known differences from BuildKit (tests/e2e/compare_buildkit.sh builds the same Dockerfiles with
+// both and compares; docs/buildkit-differences.md has the full list and the reasons):
+// - created_by is the plan's text, BuildKit's format except COPY --from (kept) and HEALTHCHECK.
 // - WORKDIR is metadata only (the plan has no layer for it); BuildKit also makes the directory
 //   in a layer when it is missing (runtimes create the working directory anyway).
 // - Every new entry's `created` is created_unix_seconds, not each step's own finishing time.

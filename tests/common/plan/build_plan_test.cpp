@@ -197,6 +197,41 @@ TEST(BuildPlan, UsedBuildArgChangesKeyUnusedDoesNot) {
             b->plan->stages[0].steps[2].run_env.end());
 }
 
+// created_by as BuildKit's Go code formats it (compared against BuildKit by
+// tests/e2e/compare_buildkit.sh): %q lists for CMD/ENTRYPOINT, %v lists for SHELL/VOLUME, the
+// parsed port set for EXPOSE, RUN's build args in declaration order.
+TEST(BuildPlan, HistoryTextLikeBuildKit) {
+  TempDir dir;
+  auto r = planIn(dir, R"(FROM debian
+ARG VERSION=1.0
+ARG FLAVOUR
+SHELL ["/bin/sh", "-e", "-c"]
+RUN echo "$VERSION"
+EXPOSE 8080 53/udp 80
+VOLUME /data /cache
+ENTRYPOINT ["/bin/app", "--say", "a \"quoted\" word\there"]
+CMD echo hi
+)",
+                  {{"FLAVOUR", "mint"}});
+  ASSERT_TRUE(r->plan.isOk()) << r->plan.status().toString();
+  std::vector<std::string> texts;
+  for (const auto& st : r->plan->stages[0].steps) texts.push_back(st.created_by);
+  EXPECT_EQ(texts, (std::vector<std::string>{
+                       "ARG VERSION=1.0",
+                       "ARG FLAVOUR",
+                       "SHELL [/bin/sh -e -c]",
+                       "RUN |2 VERSION=1.0 FLAVOUR=mint /bin/sh -e -c echo \"$VERSION\" # buildkit",
+                       "EXPOSE map[53/udp:{} 80/tcp:{} 8080/tcp:{}]",
+                       "VOLUME [/data /cache]",
+                       R"(ENTRYPOINT ["/bin/app" "--say" "a \"quoted\" word\there"])",
+                       R"(CMD ["/bin/sh" "-e" "-c" "echo hi"])",
+                   }));
+  const RuntimeConfig& c = r->plan->stages[0].finalConfig();
+  EXPECT_TRUE(c.args_escaped);  // CMD sets ArgsEscaped, as BuildKit does
+  EXPECT_EQ(c.entrypoint,
+            (std::vector<std::string>{"/bin/app", "--say", "a \"quoted\" word\there"}));
+}
+
 TEST(BuildPlan, ArgScoping) {
   TempDir dir;
   constexpr std::string_view df = R"(ARG TAG=3.20

@@ -23,7 +23,7 @@ COPY app /app
 ENV A=b
 WORKDIR /x
 RUN true
-ENTRYPOINT ["/app/run"]
+ENTRYPOINT ["/app/run", "--serve"]
 EXPOSE 8080
 )";
 
@@ -86,7 +86,7 @@ TEST(ImageAssembly, ConfigFieldsFollowTheStage) {
             nlohmann::json::array(
                 {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=b"}));
   EXPECT_EQ(c["WorkingDir"], "/x");
-  EXPECT_EQ(c["Entrypoint"], nlohmann::json::array({"/app/run"}));
+  EXPECT_EQ(c["Entrypoint"], nlohmann::json::array({"/app/run", "--serve"}));
   // The base's CMD ["sh"] is reset by ENTRYPOINT, as Docker does.
   EXPECT_FALSE(c.contains("Cmd")) << c.dump();
   EXPECT_EQ(c["Labels"], (nlohmann::json{{"base.label", "kept"}, {"team", "infra"}}));
@@ -113,8 +113,8 @@ TEST(ImageAssembly, HistoryAndDiffIdsLikeBuildKit) {
                               "ENV A=b",
                               "WORKDIR /x",
                               "RUN /bin/sh -c true # buildkit",
-                              "ENTRYPOINT [\"/app/run\"]",
-                              "EXPOSE 8080",
+                              "ENTRYPOINT [\"/app/run\" \"--serve\"]",
+                              "EXPOSE map[8080/tcp:{}]",
                           }));
   // RUN true changed nothing: no layer, history marks it empty (BuildKit's default).
   EXPECT_EQ(emptyFlags(c),
@@ -351,12 +351,29 @@ TEST(ImageAssembly, PlatformVariantAndShell) {
   for (const auto& h : c.history) EXPECT_TRUE(h.empty_layer);
 }
 
+// As BuildKit: ONBUILD adds a trigger but no history entry; CMD sets ArgsEscaped.
+TEST(ImageAssembly, OnbuildHasNoHistoryCmdSetsArgsEscaped) {
+  AssemblyFixture f;
+  auto planned = f.plan("FROM scratch\nONBUILD RUN echo child\nCMD [\"/app\"]\n", {}, nullptr);
+  ASSERT_NE(planned, nullptr);
+  AssemblyInput in;
+  in.stage = &planned->plan.stages.back();
+  in.created_unix_seconds = kEpoch;
+  auto image = assembleImage(in, f.store());
+  ASSERT_TRUE(image.isOk()) << image.status().toString();
+  EXPECT_EQ(createdBy(image->config), std::vector<std::string>{"CMD [\"/app\"]"});
+  EXPECT_EQ(image->config.config.on_build, std::vector<std::string>{"RUN echo child"});
+  EXPECT_TRUE(image->config.config.args_escaped);
+  EXPECT_NE(image->config_json.find("\"ArgsEscaped\":true"), std::string::npos);
+}
+
 TEST(ImageAssembly, RuntimeConfigRoundTrip) {
   AssemblyFixture f;
   BaseImageInfo base = f.makeBase();
   base.config.config.healthcheck = oci::HealthConfig{{"CMD", "true"}, 1, 2, 3, 4, 5};
   base.config.config.on_build = {"RUN echo child"};
   base.config.author = "someone";
+  base.config.config.args_escaped = true;
   oci::ContainerConfig back = containerConfigOf(runtimeConfigOf(base.config));
   EXPECT_EQ(back, base.config.config);
 }
@@ -384,7 +401,7 @@ TEST(ImageAssembly, ImageRecordForHistory) {
   opts.image_id = record->config_digest.toString();
   auto rows = historyRows(record->history, opts);
   ASSERT_EQ(rows.size(), 10u);
-  EXPECT_EQ(rows[0].created_by, "EXPOSE 8080");
+  EXPECT_EQ(rows[0].created_by, "EXPOSE map[8080/tcp:{}]");
   EXPECT_EQ(rows[0].created, "3 minutes ago");
   EXPECT_EQ(rows[0].image, record->config_digest.shortHex());
   EXPECT_EQ(rows[6].created_by, "RUN /bin/sh -c make # buildkit");
