@@ -49,19 +49,7 @@ for _ in $(seq 1 200); do $docker_cli info >/dev/null 2>&1 && break; sleep 0.1; 
 $docker_cli info >/dev/null || { tail "$work/dockerd.log"; exit 1; }
 
 ctx=$work/ref
-mkdir -p "$ctx/data"
-head -c $((20 << 20)) /dev/urandom >"$ctx/data/blob.bin"
-echo "version 1" >"$ctx/data/version.txt"
-cat >"$ctx/Dockerfile" <<DOCKERFILE
-FROM $registry/library/busybox:latest
-LABEL org.example.team="farm"
-RUN mkdir -p /opt/app && echo "prepared" > /opt/app/prepared.txt
-COPY data/ /opt/app/data/
-RUN sha256sum /opt/app/data/blob.bin | cut -c1-16 > /opt/app/blob.sum && cat /opt/app/data/version.txt
-ENV APP_HOME=/opt/app
-WORKDIR /opt/app
-ENTRYPOINT ["/bin/sh", "-c", "echo \"app in \$APP_HOME: \$(cat data/version.txt)\""]
-DOCKERFILE
+"$root/tests/e2e/make_reference_context.sh" "$ctx" "$registry"
 
 lf_build() { "$lf" build --progress plain "$@" >"$work/lf.out" 2>&1 || { cat "$work/lf.out"; exit 1; }; }
 bk_build() { $docker_cli build --network=none "$@" >"$work/bk.out" 2>&1 || { cat "$work/bk.out"; exit 1; }; }

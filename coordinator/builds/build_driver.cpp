@@ -113,8 +113,9 @@ void BuildDriver::drive() {
 Status BuildDriver::run() {
   rec_.state = BuildState::kRunning;
   if (rec_.started_unix_ms == 0) rec_.started_unix_ms = nowMs();
-  source_date_epoch_ =
-      sourceDateEpochArg(rec_.request.build_args).value_or(rec_.started_unix_ms / 1000);
+  auto given_epoch = sourceDateEpochArg(rec_.request.build_args);
+  source_date_epoch_given_ = given_epoch.has_value();
+  source_date_epoch_ = given_epoch.value_or(rec_.started_unix_ms / 1000);
   publish();
   run_.log->append(buildEvent(rec_));
   if (m_.deps_.metrics) m_.deps_.metrics->buildStarted();
@@ -275,6 +276,7 @@ Status BuildDriver::lookupCache() {
       if (!hit) continue;
       t.known = true;
       t.layer = builtLayerOf(*found[i]);
+      t.layer_created_unix_ms = found[i]->created_unix_ms;
       r.state = StepState::kCached;
       r.cached = true;
       r.layer = found[i]->layer;

@@ -63,6 +63,7 @@ class BuildDriver {
     bool known = false;  // its layer is known (cached or built), or it is a metadata step
     bool submitted = false;
     std::optional<BuiltLayer> layer;
+    int64_t layer_created_unix_ms = 0;  // when the layer's cache entry was first written
   };
   struct StageTrack {
     bool needed = false;
@@ -102,6 +103,7 @@ class BuildDriver {
   // Finish (build_finish.cpp).
   Status finish();
   Result<AssembledImage> assembleStage(int stage);
+  int64_t imageCreatedSeconds() const;
   Status pushImage(const AssembledImage& image);
   Status exportImage(const AssembledImage& image);
   void endBuild(BuildState state, std::string reason);
@@ -130,6 +132,7 @@ class BuildDriver {
   std::map<std::string, std::vector<int>> job_steps_;  // job id -> steps_ indexes
   std::map<int, AssembledImage> assembled_;            // by stage index
   int64_t source_date_epoch_ = 0;
+  bool source_date_epoch_given_ = false;  // SOURCE_DATE_EPOCH build arg
   bool submitted_any_ = false;
   std::vector<std::string> pushed_;
   std::optional<BuildRecord> published_;  // what publish() stored last

@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <system_error>
@@ -72,10 +73,20 @@ Result<AssembledImage> BuildDriver::assembleStage(int stage_index) {
     if (t.layer) input.step_layers[stage.steps[t.pos].index] = *t.layer;
   }
   input.platform = stage.platform;
-  input.created_unix_seconds = source_date_epoch_;
+  input.created_unix_seconds = imageCreatedSeconds();
   LF_ASSIGN_OR_RETURN(AssembledImage image, assembleImage(input, m_.deps_.blobs));
   assembled_.emplace(stage_index, image);
   return image;
+}
+
+// The image's `created`: SOURCE_DATE_EPOCH when given; else when the newest layer of the build
+// was first made (its cache entry's time), so a rebuild answered from the cache gives the same
+// config and manifest digest, as BuildKit's does; the build's start when no step made a layer.
+int64_t BuildDriver::imageCreatedSeconds() const {
+  if (source_date_epoch_given_) return source_date_epoch_;
+  int64_t newest_ms = 0;
+  for (const auto& t : steps_) newest_ms = std::max(newest_ms, t.layer_created_unix_ms);
+  return newest_ms > 0 ? newest_ms / 1000 : source_date_epoch_;
 }
 
 Status BuildDriver::pushImage(const AssembledImage& image) {

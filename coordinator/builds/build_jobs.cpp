@@ -312,6 +312,7 @@ Status BuildDriver::onSucceeded(const JobEvent& event, const std::vector<int>& s
     StepTrack& t = steps_[index];
     t.known = true;
     t.layer = layer;
+    t.layer_created_unix_ms = stored->created_unix_ms;
     StepRecord& r = rec_.steps[t.record];
     setStepState(t.record, StepState::kDone);
     if (!event.worker_id.empty()) r.worker = event.worker_id;

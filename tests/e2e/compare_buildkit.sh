@@ -92,19 +92,7 @@ start_dockerd() {  # as bench/farm_bench.sh: everything in $work, no networking 
 }
 
 make_reference_context() {  # DIR: the reference build of tests/e2e/farm_test.sh
-  mkdir -p "$1/data"
-  head -c $((20 << 20)) /dev/urandom >"$1/data/blob.bin"
-  echo "version 1" >"$1/data/version.txt"
-  cat >"$1/Dockerfile" <<DOCKERFILE
-FROM $registry/library/busybox:latest
-LABEL org.example.team="farm"
-RUN mkdir -p /opt/app && echo "prepared" > /opt/app/prepared.txt
-COPY data/ /opt/app/data/
-RUN sha256sum /opt/app/data/blob.bin | cut -c1-16 > /opt/app/blob.sum && cat /opt/app/data/version.txt
-ENV APP_HOME=/opt/app
-WORKDIR /opt/app
-ENTRYPOINT ["/bin/sh", "-c", "echo \"app in \$APP_HOME: \$(cat data/version.txt), \$(cat blob.sum)\""]
-DOCKERFILE
+  "$root/tests/e2e/make_reference_context.sh" "$1" "$registry"
 }
 
 make_hello_context() {  # DIR: examples/hello-farm without its `# syntax=` line, which would make

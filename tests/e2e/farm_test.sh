@@ -83,19 +83,7 @@ PY
 }
 
 make_reference_context() {  # DIR: the issue's reference build, a 20 MB context
-  mkdir -p "$1/data"
-  head -c $((20 << 20)) /dev/urandom >"$1/data/blob.bin"
-  echo "version 1" >"$1/data/version.txt"
-  cat >"$1/Dockerfile" <<DOCKERFILE
-FROM $registry/library/busybox:latest
-LABEL org.example.team="farm"
-RUN mkdir -p /opt/app && echo "prepared" > /opt/app/prepared.txt
-COPY data/ /opt/app/data/
-RUN sha256sum /opt/app/data/blob.bin | cut -c1-16 > /opt/app/blob.sum && cat /opt/app/data/version.txt
-ENV APP_HOME=/opt/app
-WORKDIR /opt/app
-ENTRYPOINT ["/bin/sh", "-c", "echo \"app in \$APP_HOME: \$(cat data/version.txt), \$(cat blob.sum)\""]
-DOCKERFILE
+  "$root/tests/e2e/make_reference_context.sh" "$1" "$registry"
 }
 
 scenario_reference() {
@@ -103,6 +91,7 @@ scenario_reference() {
   local ref=$registry/team/ref:1 id
   id=$(build_image -t "$ref" --push "$work/ref") || fail "reference build"
   local digest; digest=$(cat "$work/last.digest")
+  cp "$work/last.digest" "$work/ref.digest"
   check "reference build succeeded" test "$(api "/v1/builds/$id" | json 'd["state"]')" = succeeded
   check "skopeo sees the digest the farm reported" \
     test "$(skopeo inspect --tls-verify=false --format '{{.Digest}}' "docker://$ref")" = "$digest"
@@ -129,6 +118,8 @@ scenario_cache() {
   id=$(build_image -t "$registry/team/ref:1" --push "$work/ref") || fail "cached rebuild"
   check "unchanged rebuild ran no step" test "$(steps_run "$id")" -eq 0
   check "unchanged rebuild dispatched zero jobs" test "$(metric layerfarm_jobs_submitted_total)" -eq "$before"
+  check "a fully cached rebuild gives the same image digest" \
+    test "$(cat "$work/last.digest")" = "$(cat "$work/ref.digest")"
 }
 
 scenario_edit() {
