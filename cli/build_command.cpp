@@ -26,6 +26,7 @@
 #include "common/blob/directory_blob_store.h"
 #include "common/context/context_scanner.h"
 #include "common/context/context_tar.h"
+#include "common/digest/digest.h"
 
 namespace lf::cli {
 namespace {
@@ -119,7 +120,10 @@ nlohmann::json buildRequest(const BuildOptions& opts, const Digest& context,
   return req;
 }
 
-// Tars the context into `scratch` and uploads it unless the coordinator has it.
+// Names the context by the digest of its tar, and uploads it unless the coordinator has it. The
+// first pass only hashes (a cached rebuild writes nothing to disk: on VMs page faults and
+// page-cache writes of a large tar cost more than reading and hashing it again); only a context
+// the coordinator lacks is written again, into `scratch`, and sent.
 Result<Digest> uploadContext(const ApiClient& client, const BuildOptions& opts,
                              const std::string& dockerfile, const fs::path& scratch, Io io) {
   context::ScanOptions scan;
@@ -135,10 +139,14 @@ Result<Digest> uploadContext(const ApiClient& client, const BuildOptions& opts,
   for (const auto& skipped : snap.skipped()) {
     *io.err << "layerfarm: not sending " << skipped.path << ": " << skipped.reason << "\n";
   }
-  LF_ASSIGN_OR_RETURN(auto store,
-                      blob::DirectoryBlobStore::open(scratch / "store", {.fsync = false}));
-  LF_ASSIGN_OR_RETURN(context::ContextTarInfo tar,
-                      context::writeContextTarToStore(opts.context, snap, *store));
+  Sha256 hash;
+  context::ContextTarInfo tar;
+  LF_RETURN_IF_ERROR(context::writeContextTar(opts.context, snap, [&](std::string_view chunk) {
+    hash.update(chunk);
+    tar.size += chunk.size();
+    return Status::ok();
+  }));
+  tar.digest = hash.finish();
   std::string target = "/v1/contexts/" + tar.digest.toString();
   LF_ASSIGN_OR_RETURN(ApiResponse head, client.send("HEAD", target));
   bool present = head.status == 200;
@@ -146,6 +154,13 @@ Result<Digest> uploadContext(const ApiClient& client, const BuildOptions& opts,
     return statusFromResponse(head);
   }
   if (!present) {
+    LF_ASSIGN_OR_RETURN(auto store,
+                        blob::DirectoryBlobStore::open(scratch / "store", {.fsync = false}));
+    LF_ASSIGN_OR_RETURN(context::ContextTarInfo written,
+                        context::writeContextTarToStore(opts.context, snap, *store));
+    if (written.digest != tar.digest) {
+      return failedPrecondition("the context changed while it was being sent; run the build again");
+    }
     LF_ASSIGN_OR_RETURN(auto reader, store->openReader(tar.digest));
     LF_ASSIGN_OR_RETURN(
         ApiResponse put,
