@@ -137,12 +137,9 @@ Status BuildDriver::prepare() {
   LF_ASSIGN_OR_RETURN(auto info, m_.deps_.blobs.stat(req.context_digest));
   if (!info) return notFound("context " + req.context_digest.toString() + " is not in the store");
   context_size_ = info->size;
-  LF_ASSIGN_OR_RETURN(std::string text,
-                      readContextFile(m_.deps_.blobs, req.context_digest, dockerfile_path,
-                                      m_.options_.max_dockerfile_bytes));
-  LF_ASSIGN_OR_RETURN(dockerfile_, dockerfile::parse(text, dockerfile_path));
-  LF_ASSIGN_OR_RETURN(snapshot_,
-                      context::readContextTar(m_.deps_.blobs, req.context_digest, dockerfile_path));
+  LF_ASSIGN_OR_RETURN(context_, m_.contexts_.get(m_.deps_.blobs, req.context_digest,
+                                                 dockerfile_path, m_.options_.max_dockerfile_bytes));
+  LF_ASSIGN_OR_RETURN(dockerfile_, dockerfile::parse(context_->dockerfile_text, dockerfile_path));
   // Keeps the context from being cleaned up while builds use it; losing this is harmless.
   m_.deps_.state.touchContext(req.context_digest, nowMs()).ignore();
   if (req.platform.empty()) {
@@ -163,7 +160,7 @@ Status BuildDriver::prepare() {
 Status BuildDriver::planBuild() {
   plan::PlanInput input;
   input.dockerfile = &dockerfile_;
-  input.context = &snapshot_;
+  input.context = &context_->snapshot;
   input.build_args = rec_.request.build_args;
   input.target = rec_.request.target;
   input.target_platform = platform_;

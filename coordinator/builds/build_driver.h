@@ -122,7 +122,7 @@ class BuildDriver {
   BuildRecord rec_;  // the driver's copy; publish() copies it to run_.record and the store
 
   dockerfile::Dockerfile dockerfile_;
-  context::ContextSnapshot snapshot_;
+  std::shared_ptr<const ContextFiles> context_;  // Dockerfile text and snapshot
   uint64_t context_size_ = 0;
   plan::Platform platform_;
   std::map<std::string, ResolvedBase> bases_;  // by the reference as written

@@ -45,6 +45,7 @@
 #include "coordinator/builds/base_resolver.h"
 #include "coordinator/builds/build_event_log.h"
 #include "coordinator/builds/build_service.h"
+#include "coordinator/builds/context_cache.h"
 #include "coordinator/jobs/job_broker.h"
 #include "coordinator/metrics/coordinator_metrics.h"
 #include "coordinator/state/state_store.h"
@@ -158,6 +159,7 @@ class BuildManager : public BuildService, public JobListener {
   std::vector<std::string> done_threads_;             // drivers that returned, to join
   // Event logs of recently finished builds (oldest first), for late readers.
   std::deque<std::pair<std::string, std::shared_ptr<BuildEventLog>>> finished_logs_;
+  ContextCache contexts_;  // Dockerfile + snapshot of recently built contexts
 
   std::mutex stats_mu_;
   std::optional<CacheStats> cached_stats_;
