@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "cli/app.h"
+#include "cli/cli_util.h"
 #include "common/blob/directory_blob_store.h"
 #include "common/layer/layer_reader.h"
 #include "common/layer/layer_writer.h"
@@ -50,45 +51,6 @@ struct ImportOptions {
   std::vector<std::string> insecure_registries;
   std::string registry_ca;
 };
-
-struct OutputSpec {
-  std::string type;  // "oci" or "docker"
-  fs::path dest;
-};
-
-// "type=oci,dest=out" (the buildx --output syntax, restricted to what import writes).
-Result<OutputSpec> parseOutput(const std::string& text) {
-  OutputSpec out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    std::string field = text.substr(start, comma == std::string::npos ? comma : comma - start);
-    size_t eq = field.find('=');
-    std::string key = field.substr(0, eq);
-    std::string value = eq == std::string::npos ? "" : field.substr(eq + 1);
-    if (eq == std::string::npos || value.empty()) {
-      return invalidArgument("--output: \"" + field + "\" is not key=value");
-    }
-    if (key == "type") {
-      out.type = value;
-    } else if (key == "dest") {
-      out.dest = value;
-    } else {
-      return invalidArgument("--output: unknown key \"" + key + "\" (known: type, dest)");
-    }
-    if (comma == std::string::npos) {
-      break;
-    }
-    start = comma + 1;
-  }
-  if (out.type != "oci" && out.type != "docker") {
-    return invalidArgument("--output: type must be oci or docker, got \"" + out.type + "\"");
-  }
-  if (out.dest.empty()) {
-    return invalidArgument("--output: dest=PATH is required");
-  }
-  return out;
-}
 
 struct ImageName {
   std::string name;
@@ -225,11 +187,11 @@ Result<oci::ImageConfig> makeConfig(const ImportOptions& opts, const oci::Platfo
 }
 
 Status writeOutput(blob::BlobStore& store, const oci::Descriptor& manifest,
-                   const OutputSpec& output, const ImageName& name) {
+                   const BuildOutput& output, const ImageName& name) {
   if (output.type == "docker") {
     return oci::writeDockerArchive(store, manifest, {name.full()}, output.dest);
   }
-  if (output.dest.extension() == ".tar") {
+  if (fs::path(output.dest).extension() == ".tar") {
     return oci::writeOciArchive(store, manifest, name.tag, output.dest);
   }
   return oci::writeOciLayout(store, manifest, name.tag, output.dest);
@@ -242,9 +204,9 @@ Status runImport(const ImportOptions& opts, Io io) {
   if (opts.output.empty() && !opts.push) {
     return invalidArgument("import: give --output, --push, or both");
   }
-  OutputSpec output;
+  BuildOutput output;
   if (!opts.output.empty()) {
-    LF_ASSIGN_OR_RETURN(output, parseOutput(opts.output));
+    LF_ASSIGN_OR_RETURN(output, parseBuildOutput(opts.output));
   }
   LF_ASSIGN_OR_RETURN(ImageName name, parseImageName(opts.tag));
   LF_ASSIGN_OR_RETURN(layer::Compression compression, parseCompression(opts.compression));
@@ -281,7 +243,7 @@ Status runImport(const ImportOptions& opts, Io io) {
   LF_RETURN_IF_ERROR(writeOutput(*store, manifest, output, name));
   *io.out << "imported " << name.full() << " " << manifest.digest.toString() << " ("
           << platform.toString() << ", layer " << layer.digest.toString() << ", " << layer.size
-          << " bytes) to " << output.type << ":" << output.dest.string() << "\n";
+          << " bytes) to " << output.type << ":" << output.dest << "\n";
   return opts.push ? pushImported(opts, *store, manifest.digest, io) : Status::ok();
 }
 
