@@ -172,7 +172,7 @@ Result<Digest> uploadContext(const ApiClient& client, const BuildOptions& opts,
     }
   }
   if (!opts.quiet) {
-    *io.out << "context: " << humanSize(tar.size)
+    *io.err << "context: " << humanSize(tar.size)
             << (present ? ", already on the server" : ", uploaded") << " (" << tar.digest.shortHex()
             << ")" << std::endl;  // before the stream starts: a slow upload shows why
   }
@@ -209,7 +209,7 @@ Status fetchExport(const ApiClient& client, const std::string& id, const std::st
 RendererOptions rendererOptions(const BuildOptions& opts, Io io) {
   RendererOptions r;
   r.quiet = opts.quiet;
-  bool tty = io.out == &std::cout && ::isatty(STDOUT_FILENO) == 1;
+  bool tty = io.err == &std::cerr && ::isatty(STDERR_FILENO) == 1;
   r.color = opts.progress == "tty" || (opts.progress == "auto" && tty);
   return r;
 }
@@ -231,11 +231,11 @@ int finishBuild(const ApiClient& client, const BuildOptions& opts, const std::st
     digest = renderer.result()->value("manifest_digest", std::string());
   }
   if (!opts.quiet) {
-    *io.out << renderer.summary() << "\n";
+    *io.err << renderer.summary() << "\n";
     if (renderer.result() && renderer.result()->contains("pushed") &&
         (*renderer.result())["pushed"].is_array()) {
       for (const auto& ref : (*renderer.result())["pushed"]) {
-        *io.out << "pushed " << (ref.is_string() ? ref.get<std::string>() : ref.dump()) << "\n";
+        *io.err << "pushed " << (ref.is_string() ? ref.get<std::string>() : ref.dump()) << "\n";
       }
     }
   }
@@ -246,7 +246,7 @@ int finishBuild(const ApiClient& client, const BuildOptions& opts, const std::st
       return reportError(*io.err, s);
     }
     if (!opts.quiet) {
-      *io.out << "exported " << out->type << " archive to " << out->dest << "\n";
+      *io.err << "exported " << out->type << " archive to " << out->dest << "\n";
     }
   }
   *io.out << digest << "\n";
@@ -292,9 +292,9 @@ int runBuild(const BuildOptions& opts, Io io) {
     return reportError(*io.err, dataLoss("the coordinator accepted the build without an id"));
   }
   if (!opts.quiet) {
-    *io.out << "build " << id << " submitted to " << (*client)->server() << std::endl;
+    *io.err << "build " << id << " submitted to " << (*client)->server() << std::endl;
   }
-  ProgressRenderer renderer(*io.out, rendererOptions(opts, io));
+  ProgressRenderer renderer(*io.err, rendererOptions(opts, io));
   const ApiClient& api = **client;
   InterruptWatcher watcher([&api, &id, io] {
     *io.err << "\nlayerfarm: cancelling build " << id << " (Ctrl-C again to quit at once)\n";

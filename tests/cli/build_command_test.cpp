@@ -311,15 +311,16 @@ TEST(BuildCommand, UploadsTheContextOnceAndPrintsTheDigest) {
   EXPECT_EQ(first.code, 0) << first.err;
   EXPECT_EQ(server.count("PUT"), 1);
   EXPECT_EQ(farm.put_error, "");
-  EXPECT_NE(first.out.find(", uploaded"), std::string::npos) << first.out;
-  EXPECT_NE(first.out.find("#1 CACHED\n"), std::string::npos) << first.out;
-  EXPECT_NE(first.out.find("#2 running on worker w1\n#2 0.050 hi\n#2 DONE 0.3s\n"),
+  EXPECT_NE(first.err.find(", uploaded"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("#1 CACHED\n"), std::string::npos) << first.err;
+  EXPECT_NE(first.err.find("#2 running on worker w1\n#2 0.050 hi\n#2 DONE 0.3s\n"),
             std::string::npos)
-      << first.out;
-  EXPECT_NE(first.out.find("built in 0.5s: 2 steps, 1 cached, 1 run on 1 worker\n"),
+      << first.err;
+  EXPECT_NE(first.err.find("built in 0.5s: 2 steps, 1 cached, 1 run on 1 worker\n"),
             std::string::npos)
-      << first.out;
-  EXPECT_TRUE(first.out.ends_with(std::string(kDigest) + "\n")) << first.out;
+      << first.err;
+  // Progress goes to stderr, as docker build's does; stdout holds only the digest.
+  EXPECT_EQ(first.out, std::string(kDigest) + "\n") << first.out;
 
   // The build request carries what the flags said.
   nlohmann::json posted;
@@ -361,21 +362,21 @@ TEST(BuildCommand, CtrlCCancelsTheBuildAndExits130) {
   FakeServer server([&](const Request& r) { return farm.handle(r); });
   TempDir ctx;
   ctx.write("Dockerfile", "FROM busybox\nRUN sleep 1000\n");
-  std::ostream out(&out_buf);
-  std::ostringstream err;
+  std::ostream err(&out_buf);  // progress (live) goes to stderr
+  std::ostringstream out;
   std::string dir = ctx.path().string();
   const char* argv[] = {"layerfarm", "build", "--server", nullptr, dir.c_str()};
   std::string url = server.url();
   argv[3] = url.c_str();
   CliRun run;
   run.code = runCli(5, argv, Io{&out, &err});
-  run.out = out_buf.str();
-  run.err = err.str();
+  run.out = out.str();
+  run.err = out_buf.str();
   EXPECT_TRUE(farm.seen_live) << "the running step was not printed while the stream was open";
   EXPECT_EQ(run.code, 130) << run.err;
   EXPECT_EQ(server.count("POST"), 2);  // the build, then its cancel
   EXPECT_NE(run.err.find("cancelling build b-1"), std::string::npos) << run.err;
-  EXPECT_NE(run.out.find("#1 CANCELED"), std::string::npos) << run.out;
+  EXPECT_NE(run.err.find("#1 CANCELED"), std::string::npos) << run.err;
   // The handler is gone again: SIGINT's previous disposition is back.
   struct sigaction now {};
   ::sigaction(SIGINT, nullptr, &now);
@@ -390,8 +391,9 @@ TEST(BuildCommand, ServerErrorsPrintTheServersMessage) {
   CliRun run =
       runCliWith({"build", "--server", server.url(), "-t", "UPPER/app", ctx.path().string()});
   EXPECT_EQ(run.code, 1);
-  EXPECT_EQ(run.err,
-            "layerfarm: server: tags[0]: \"UPPER/app\": repository names must be lowercase\n");
+  EXPECT_TRUE(run.err.ends_with(
+      "\nlayerfarm: server: tags[0]: \"UPPER/app\": repository names must be lowercase\n"))
+      << run.err;
 }
 
 TEST(BuildCommand, OutputDownloadsTheExport) {
