@@ -64,6 +64,11 @@ build_image() {
   api "/v1/builds?limit=1" | json 'd["builds"][0]["id"]'
 }
 
+latest_build() {  # the newest build's id, or "" (never fails: for polling loops under set -e)
+  api "/v1/builds?limit=1" 2>/dev/null |
+    python3 -c 'import json,sys; b=json.load(sys.stdin)["builds"]; print(b[0]["id"] if b else "")' 2>/dev/null || true
+}
+
 steps_run() {  # BUILD_ID -> number of layer steps that were not cache hits
   api "/v1/builds/$1" | json 'sum(1 for s in d["steps"] if s["kind"] in ("RUN","COPY","ADD") and not s["cached"])'
 }
@@ -146,14 +151,16 @@ scenario_kill_worker() {
 FROM $registry/library/busybox:latest
 RUN echo start-\$RANDOM; sleep 8; echo slow-step-done > /done.txt
 DOCKERFILE
+  local before; before=$(latest_build)
   "$lf" build --progress plain -t "$registry/team/slow:1" --push "$work/slow" >"$work/slow.out" 2>&1 &
   local cli=$!
   # Wait until the step runs somewhere, then kill -9 that worker.
   local deadline=$(( $(date +%s) + 30 )) worker=""
   while [ -z "$worker" ]; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "the slow step never started"
-    worker=$(api "/v1/builds?limit=1" | json 'd["builds"][0]["id"]' | xargs -I{} curl -fsS "$LAYERFARM_SERVER/v1/builds/{}" \
-             | json 'next((s["worker"] for s in d["steps"] if s["state"]=="running"), "")')
+    local latest; latest=$(latest_build)
+    [ -z "$latest" ] || [ "$latest" = "$before" ] ||
+      worker=$(api "/v1/builds/$latest" | json 'next((s["worker"] for s in d["steps"] if s["state"]=="running"), "")' || true)
     sleep 0.2
   done
   local n=${worker##*w}
@@ -212,8 +219,8 @@ DOCKERFILE
   local deadline=$(( $(date +%s) + 30 )) id="" state=""
   while [ "$state" != running ]; do
     [ "$(date +%s)" -lt "$deadline" ] || fail "the sleeping step never started"
-    id=$(api "/v1/builds?limit=1" | json 'd["builds"][0]["id"]')
-    state=$(api "/v1/builds/$id" | json 'next((s["state"] for s in d["steps"] if "sleep" in s["instruction"]), "")')
+    id=$(latest_build)
+    [ -z "$id" ] || state=$(api "/v1/builds/$id" | json 'next((s["state"] for s in d["steps"] if "sleep" in s["instruction"]), "")' || true)
     sleep 0.2
   done
   kill -9 "$(cat "$work/farm/run/coordinator.pid")"
