@@ -11,19 +11,12 @@
 #include <chrono>
 #include <utility>
 
-#include "common/context/context_tar.h"
 #include "common/dockerfile/parser.h"
 #include "coordinator/builds/build_events.h"
-#include "coordinator/builds/context_file.h"
+#include "coordinator/builds/unix_time.h"
 
 namespace lf::coordinator {
 namespace {
-
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string lower(std::string_view s) {
   std::string out(s);
@@ -112,7 +105,7 @@ void BuildDriver::drive() {
 
 Status BuildDriver::run() {
   rec_.state = BuildState::kRunning;
-  if (rec_.started_unix_ms == 0) rec_.started_unix_ms = nowMs();
+  if (rec_.started_unix_ms == 0) rec_.started_unix_ms = nowUnixMs();
   auto given_epoch = sourceDateEpochArg(rec_.request.build_args);
   source_date_epoch_given_ = given_epoch.has_value();
   source_date_epoch_ = given_epoch.value_or(rec_.started_unix_ms / 1000);
@@ -141,7 +134,7 @@ Status BuildDriver::prepare() {
                                                  dockerfile_path, m_.options_.max_dockerfile_bytes));
   LF_ASSIGN_OR_RETURN(dockerfile_, dockerfile::parse(context_->dockerfile_text, dockerfile_path));
   // Keeps the context from being cleaned up while builds use it; losing this is harmless.
-  m_.deps_.state.touchContext(req.context_digest, nowMs()).ignore();
+  m_.deps_.state.touchContext(req.context_digest, nowUnixMs()).ignore();
   if (req.platform.empty()) {
     platform_ = m_.options_.default_platform;
   } else {
@@ -283,7 +276,7 @@ Status BuildDriver::lookupCache() {
   }
   if (!hits.empty()) {
     // Hit counts are statistics: a failure to count one must not fail the build.
-    Status s = m_.deps_.state.recordHits(hits, nowMs());
+    Status s = m_.deps_.state.recordHits(hits, nowUnixMs());
     if (!s.isOk()) spdlog::warn("build={} recording cache hits: {}", rec_.id, s.message());
   }
   for (const auto& step : rec_.steps) {
@@ -296,7 +289,7 @@ Status BuildDriver::lookupCache() {
 void BuildDriver::setStepState(int record, StepState state) {
   StepRecord& r = rec_.steps[record];
   r.state = state;
-  const int64_t now = nowMs();
+  const int64_t now = nowUnixMs();
   switch (state) {
     case StepState::kQueued:
       r.queued_unix_ms = now;

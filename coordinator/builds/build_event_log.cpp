@@ -1,20 +1,12 @@
 #include "coordinator/builds/build_event_log.h"
 
-#include <chrono>
-#include <utility>
-
 #include <nlohmann/json.hpp>
 
+#include <utility>
+
+#include "coordinator/builds/unix_time.h"
+
 namespace lf::coordinator {
-namespace {
-
-int64_t nowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 BuildEventLog::BuildEventLog(size_t max_log_lines) : max_log_lines_(max_log_lines) {}
 

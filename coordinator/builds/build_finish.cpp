@@ -12,17 +12,9 @@
 #include "coordinator/assembly/image_history.h"
 #include "coordinator/builds/build_driver.h"
 #include "coordinator/builds/build_events.h"
+#include "coordinator/builds/unix_time.h"
 
 namespace lf::coordinator {
-namespace {
-
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 Status BuildDriver::finish() {
   message("assembling the image");
@@ -134,7 +126,7 @@ void BuildDriver::endBuild(BuildState state, std::string reason) {
   }
   rec_.state = state;
   rec_.failure_reason = std::move(reason);
-  rec_.finished_unix_ms = nowMs();
+  rec_.finished_unix_ms = nowUnixMs();
   if (m_.deps_.metrics) {
     // builds_running counts started builds; one cancelled while queued never was.
     if (!counted_running_) m_.deps_.metrics->buildStarted();

@@ -10,15 +10,10 @@
 #include "common/context/context_tar.h"
 #include "coordinator/builds/build_driver.h"
 #include "coordinator/builds/build_events.h"
+#include "coordinator/builds/unix_time.h"
 
 namespace lf::coordinator {
 namespace {
-
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 bool isEmptyLayer(const BuiltLayer& layer) {
   return layer.empty || layer.diff_id == emptyLayerDiffId();
@@ -295,7 +290,7 @@ Status BuildDriver::onSucceeded(const JobEvent& event, const std::vector<int>& s
   entry.kind = first_record.kind;
   entry.created_by = plan_.stages[first.stage].steps[first.pos].created_by;
   entry.created_by_build = rec_.id;
-  entry.created_unix_ms = nowMs();
+  entry.created_unix_ms = nowUnixMs();
   // The first writer of a key wins: use what the index holds so every build agrees.
   auto stored = m_.deps_.state.putCacheEntry(entry, blobCheckFor(m_.deps_.blobs));
   if (!stored.isOk()) {

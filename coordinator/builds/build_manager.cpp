@@ -14,15 +14,10 @@
 #include "coordinator/builds/build_driver.h"
 #include "coordinator/builds/build_events.h"
 #include "coordinator/builds/context_file.h"
+#include "coordinator/builds/unix_time.h"
 
 namespace lf::coordinator {
 namespace {
-
-int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 // Whether `caller` may push to `tag` (already parsed): the repository's first path component,
 // after the push rules (a one-component name lands in library/), must be one of theirs.
@@ -66,13 +61,13 @@ BuildManager::~BuildManager() { stop(); }
 
 Result<RecoveryReport> BuildManager::recover() {
   LF_ASSIGN_OR_RETURN(RecoveryReport report,
-                      deps_.state.recoverRunningBuilds(RecoveryAction::kResume, nowMs()));
+                      deps_.state.recoverRunningBuilds(RecoveryAction::kResume, nowUnixMs()));
   for (const auto& build : report.builds) {
     Status s = startRun(build, /*resumed=*/true);
     if (!s.isOk()) {
       spdlog::error("build={} could not be resumed: {}", build.id, s.message());
       // Nothing else will finish it: record why, so it does not stay running for ever.
-      auto failed = deps_.state.failBuild(build.id, "could not resume: " + s.message(), nowMs());
+      auto failed = deps_.state.failBuild(build.id, "could not resume: " + s.message(), nowUnixMs());
       if (!failed.isOk()) spdlog::error("build={} {}", build.id, failed.status().message());
     }
   }
@@ -122,8 +117,8 @@ Status BuildManager::addContext(const Digest& digest, uint64_t size) {
   ContextRecord record;
   record.digest = digest;
   record.size = size;
-  record.uploaded_unix_ms = existing ? existing->uploaded_unix_ms : nowMs();
-  record.last_used_unix_ms = nowMs();
+  record.uploaded_unix_ms = existing ? existing->uploaded_unix_ms : nowUnixMs();
+  record.last_used_unix_ms = nowUnixMs();
   return deps_.state.putContext(record);
 }
 
@@ -197,11 +192,11 @@ Result<BuildRecord> BuildManager::submit(const Caller& caller, BuildRequest requ
   record.tenant = caller.tenant;
   record.state = BuildState::kQueued;
   record.request = std::move(request);
-  record.created_unix_ms = nowMs();
+  record.created_unix_ms = nowUnixMs();
   LF_RETURN_IF_ERROR(deps_.state.putBuild(record));
   Status started = startRun(record, /*resumed=*/false);
   if (!started.isOk()) {
-    auto failed = deps_.state.failBuild(record.id, started.message(), nowMs());
+    auto failed = deps_.state.failBuild(record.id, started.message(), nowUnixMs());
     if (!failed.isOk()) spdlog::error("build={} {}", record.id, failed.status().message());
     return started;
   }
@@ -316,7 +311,7 @@ Result<BuildRecord> BuildManager::cancel(const std::string& id) {
     }
     // Left queued/running by an earlier coordinator and not resumed: nothing runs it.
     BuildRecord cancelled = *record;
-    const int64_t now = nowMs();
+    const int64_t now = nowUnixMs();
     for (auto& step : cancelled.steps) {
       if (step.state == StepState::kPending || step.state == StepState::kQueued ||
           step.state == StepState::kRunning) {
