@@ -84,8 +84,10 @@ struct ContextManifest {
 
 // The manifest of `snapshot` (entries() and builderOnly() merged in path order). `mtime_of` gives
 // each entry's mtime (whole seconds), e.g. from the stat the scan made; it is called once per entry.
-ContextManifest manifestOf(const ContextSnapshot& snapshot,
-                           const std::function<int64_t(const ContextEntry&)>& mtime_of);
+// Fails (kInvalidArgument naming the path) on a path or symlink target that is not valid UTF-8:
+// JSON carries only UTF-8, as pax tar headers do ("rename the file or list it in .dockerignore").
+Result<ContextManifest> manifestOf(const ContextSnapshot& snapshot,
+                                   const std::function<int64_t(const ContextEntry&)>& mtime_of);
 
 // The canonical bytes described above. Deterministic: equal manifests give equal bytes.
 std::string encodeContextManifest(const ContextManifest& manifest);
