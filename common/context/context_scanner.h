@@ -10,6 +10,8 @@
 //
 // Speed: the walk collects metadata first (one fstatat per entry); then the regular files are
 // hashed on all cores, largest first (see file_hasher.h). Hard links to one inode are hashed once.
+// With a HashCache (ScanOptions::hash_cache), a file whose stat data the cache vouches for is not
+// read at all (hash_cache.h says when it does); the others are hashed and recorded in it.
 //
 // Errors name the path: an unreadable file or directory, a file that vanished, changed size or was
 // replaced between the walk and its hashing, a path too long to open. The call is synchronous and
@@ -20,10 +22,12 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "common/base/status.h"
 #include "common/context/context_snapshot.h"
 #include "common/context/dockerignore.h"
+#include "common/context/hash_cache.h"
 
 namespace lf::context {
 
@@ -31,6 +35,8 @@ namespace lf::context {
 struct WalkStats {
   uint64_t regular_files = 0;  // files that will be hashed (hard links counted once)
   uint64_t regular_bytes = 0;
+  uint64_t cached_files = 0;  // files the hash cache answered for (not read)
+  uint64_t cached_bytes = 0;
   uint64_t directories = 0;
   uint64_t symlinks = 0;
 };
@@ -53,8 +59,24 @@ struct ScanOptions {
   // Called once after the walk and before the first file is opened for hashing: for progress
   // output, and for tests that change the tree mid-scan.
   std::function<void(const WalkStats&)> after_walk;
+
+  // Digests of unchanged files come from here instead of being read; the scan calls beginScan()
+  // and records every regular file it saw. Not owned; the caller saves it after a good scan.
+  HashCache* hash_cache = nullptr;
+};
+
+// Per-entry facts a ContextSnapshot leaves out (they change no cache key) that the context
+// manifest carries.
+struct ScanDetails {
+  // Every entry of entries() and builderOnly() by path: st_mtime in whole seconds (rounded down,
+  // as a tar header carries it).
+  std::unordered_map<std::string, int64_t> mtimes;
 };
 
 Result<ContextSnapshot> scanContext(const std::filesystem::path& root, const ScanOptions& options);
+
+// The same, also filling `*details` (when not null).
+Result<ContextSnapshot> scanContext(const std::filesystem::path& root, const ScanOptions& options,
+                                    ScanDetails* details);
 
 }  // namespace lf::context
