@@ -73,12 +73,12 @@ struct ContextUploadOptions {
 };
 
 struct ContextUploadResult {
-  Digest id;                  // the manifest digest builds name
-  uint64_t files = 0;         // regular files in the context
-  uint64_t bytes = 0;         // their total size
-  uint64_t sent_files = 0;    // distinct files sent
-  uint64_t sent_bytes = 0;    // their total size
-  bool already_ready = false; // HEAD answered 200
+  Digest id;                   // the manifest digest builds name
+  uint64_t files = 0;          // regular files in the context
+  uint64_t bytes = 0;          // their total size
+  uint64_t sent_files = 0;     // distinct files sent
+  uint64_t sent_bytes = 0;     // their total size
+  bool already_ready = false;  // HEAD answered 200
 };
 
 // Scans `root`, makes the context exist on the coordinator (sending what it lacks) and returns

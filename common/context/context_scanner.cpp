@@ -27,7 +27,16 @@ struct WalkedEntry {
   dev_t dev = 0;
   ino_t ino = 0;
   nlink_t nlink = 1;
+  int64_t mtime_ns = 0;  // for the hash cache and the manifest
+  int64_t ctime_ns = 0;
 };
+
+int64_t nanos(const timespec& ts) { return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec; }
+
+FileStamp stampOf(const WalkedEntry& w) {
+  return FileStamp{static_cast<uint64_t>(w.dev), static_cast<uint64_t>(w.ino), w.entry.size,
+                   w.mtime_ns, w.ctime_ns};
+}
 
 struct DirClose {
   void operator()(DIR* d) const { closedir(d); }
@@ -57,6 +66,8 @@ Result<WalkedEntry> describe(int dir_fd, const char* name, std::string rel, cons
   w.dev = st.st_dev;
   w.ino = st.st_ino;
   w.nlink = st.st_nlink;
+  w.mtime_ns = nanos(st.st_mtim);
+  w.ctime_ns = nanos(st.st_ctim);
   ContextEntry& e = w.entry;
   e.mode = static_cast<uint32_t>(st.st_mode & 07777);
   if (S_ISREG(st.st_mode)) {
@@ -280,9 +291,11 @@ Status addBuildFiles(int root_fd, const std::vector<std::string>& names,
   return Status::ok();
 }
 
-// Hashes every regular file of both lists (each inode once) and fills in the digests.
+// Hashes every regular file of both lists (each inode once) and fills in the digests; files the
+// hash cache vouches for are not read. Every regular file ends up recorded in the cache.
 Status hashAll(int root_fd, const ScanOptions& options, std::vector<WalkedEntry>* a,
                std::vector<WalkedEntry>* b) {
+  HashCache* cache = options.hash_cache;
   std::vector<HashJob> jobs;
   std::vector<std::pair<WalkedEntry*, size_t>> targets;  // entry -> job index
   std::map<std::pair<dev_t, ino_t>, size_t> by_inode;    // only for files with several links
@@ -293,6 +306,15 @@ Status hashAll(int root_fd, const ScanOptions& options, std::vector<WalkedEntry>
       stats.symlinks += w.entry.type == EntryType::kSymlink ? 1 : 0;
       if (w.entry.type != EntryType::kRegular) {
         continue;
+      }
+      if (cache != nullptr) {
+        if (auto sha = cache->lookup(w.entry.path, stampOf(w))) {
+          w.entry.content = Digest::fromSha256Bytes(*sha);
+          cache->record(w.entry.path, stampOf(w), *sha);
+          stats.cached_files += 1;
+          stats.cached_bytes += w.entry.size;
+          continue;
+        }
       }
       if (w.nlink > 1) {
         auto [it, fresh] = by_inode.try_emplace({w.dev, w.ino}, jobs.size());
@@ -313,8 +335,22 @@ Status hashAll(int root_fd, const ScanOptions& options, std::vector<WalkedEntry>
   LF_RETURN_IF_ERROR(hashFiles(root_fd, jobs, options.threads));
   for (auto& [entry, job] : targets) {
     entry->entry.content = Digest::fromSha256Bytes(jobs[job].sha256);
+    if (cache != nullptr) {
+      cache->record(entry->entry.path, stampOf(*entry), jobs[job].sha256);
+    }
   }
   return Status::ok();
+}
+
+void collectMtimes(const std::vector<WalkedEntry>& walked, ScanDetails* details) {
+  for (const WalkedEntry& w : walked) {
+    // Floor division: a tar header carries whole seconds, rounded down, also before 1970.
+    int64_t secs = w.mtime_ns / 1'000'000'000;
+    if (w.mtime_ns % 1'000'000'000 < 0) {
+      secs -= 1;
+    }
+    details->mtimes.emplace(w.entry.path, secs);
+  }
 }
 
 std::vector<ContextEntry> takeEntries(std::vector<WalkedEntry>& walked) {
@@ -329,6 +365,14 @@ std::vector<ContextEntry> takeEntries(std::vector<WalkedEntry>& walked) {
 }  // namespace
 
 Result<ContextSnapshot> scanContext(const std::filesystem::path& root, const ScanOptions& options) {
+  return scanContext(root, options, nullptr);
+}
+
+Result<ContextSnapshot> scanContext(const std::filesystem::path& root, const ScanOptions& options,
+                                    ScanDetails* details) {
+  if (options.hash_cache != nullptr) {
+    options.hash_cache->beginScan();  // before the first stat: see "Racily clean" in hash_cache.h
+  }
   // The root itself may be reached through a symlink: the user named it.
   UniqueFd root_fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!root_fd.valid()) {
@@ -355,6 +399,11 @@ Result<ContextSnapshot> scanContext(const std::filesystem::path& root, const Sca
   Status hashed = hashAll(root_fd.get(), options, &sent, &builder_only);
   if (!hashed.isOk()) {
     return hashed.withContext("hashing build context " + quotePath(root.string()));
+  }
+  if (details != nullptr) {
+    details->mtimes.clear();
+    collectMtimes(sent, details);
+    collectMtimes(builder_only, details);
   }
   std::vector<SkippedEntry> skipped = std::move(walker.skipped());
   std::sort(skipped.begin(), skipped.end(),

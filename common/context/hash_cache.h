@@ -130,9 +130,9 @@ class HashCache {
   struct Stats {
     uint64_t loaded = 0;  // entries read from the file
     uint64_t hits = 0;
-    uint64_t misses = 0;  // no entry, or stat data differ
-    uint64_t racy = 0;    // entry matched but too recent to trust (also counted in misses)
-    bool written = false; // the last save() wrote the file
+    uint64_t misses = 0;   // no entry, or stat data differ
+    uint64_t racy = 0;     // entry matched but too recent to trust (also counted in misses)
+    bool written = false;  // the last save() wrote the file
   };
   const Stats& stats() const { return stats_; }
   const std::filesystem::path& file() const { return file_; }
@@ -142,11 +142,12 @@ class HashCache {
   HashCache(std::filesystem::path file, Options options);
   void load();
   int64_t now() const;
+  Status writeAtomically(const std::string& bytes) const;
 
   std::filesystem::path file_;
   Options options_;
   int64_t loaded_scan_start_ns_ = 0;
-  std::vector<Entry> loaded_;    // sorted by path
+  std::vector<Entry> loaded_;  // sorted by path
   int64_t scan_start_ns_ = 0;
   std::vector<Entry> recorded_;  // this scan's, in record() order
   mutable Stats stats_;
