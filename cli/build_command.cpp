@@ -2,12 +2,13 @@
 //  [--push | --output type=oci|docker,dest=PATH] [--platform P] [--progress auto|tty|plain]
 //  [--server URL] [-q] CONTEXT`
 //
-// Builds on the farm: scans CONTEXT (honouring .dockerignore), tars it deterministically into a
-// scratch blob store (common/context/context_tar.h), uploads it only when the coordinator does
-// not have that digest yet, submits the build, and renders its event stream like BuildKit's
-// plain progress. Prints the image's manifest digest last (with -q, only that). Exit status: 0
-// built, 1 failed (the failing step's last output lines and error are printed), 130 cancelled
-// by Ctrl-C (which asks the coordinator to cancel the build first), 2 usage error.
+// Builds on the farm: scans CONTEXT (honouring .dockerignore; a stat cache spares re-reading
+// unchanged files), sends the coordinator the context's manifest and only the files it lacks
+// (cli/context_upload.h), submits the build naming the manifest's digest, and renders its event
+// stream like BuildKit's plain progress. Prints the image's manifest digest last (with -q, only
+// that). Exit status: 0 built, 1 failed (the failing step's last output lines and error are
+// printed), 130 cancelled by Ctrl-C (which asks the coordinator to cancel the build first), 2 usage
+// error.
 
 #include <stdlib.h>
 #include <unistd.h>
@@ -22,10 +23,9 @@
 
 #include "cli/app.h"
 #include "cli/cli_util.h"
+#include "cli/context_upload.h"
 #include "cli/coordinator_commands.h"
-#include "common/blob/directory_blob_store.h"
-#include "common/context/context_scanner.h"
-#include "common/context/context_tar.h"
+#include "common/context/context_snapshot.h"
 #include "common/digest/digest.h"
 
 namespace lf::cli {
@@ -46,29 +46,6 @@ struct BuildOptions {
   std::string server;
   bool quiet = false;
   std::string context;
-};
-
-// A private scratch directory for the context tar, removed at scope exit.
-class Scratch {
- public:
-  static Result<std::unique_ptr<Scratch>> create() {
-    std::error_code ec;
-    fs::path base = fs::temp_directory_path(ec);
-    std::string tmpl = ((ec ? fs::path("/tmp") : base) / "layerfarm-build-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) {
-      return errnoStatus(errno, "create scratch directory " + tmpl);
-    }
-    return std::make_unique<Scratch>(fs::path(tmpl));
-  }
-  explicit Scratch(fs::path path) : path_(std::move(path)) {}
-  ~Scratch() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);  // best effort: a leftover scratch dir only wastes space
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
 };
 
 // The Dockerfile's path inside the context: -f is relative to the context; a path that names no
@@ -118,65 +95,6 @@ nlohmann::json buildRequest(const BuildOptions& opts, const Digest& context,
     req["output"] = "type=" + out->type;  // validated before the upload
   }
   return req;
-}
-
-// Names the context by the digest of its tar, and uploads it unless the coordinator has it. The
-// first pass only hashes (a cached rebuild writes nothing to disk: on VMs page faults and
-// page-cache writes of a large tar cost more than reading and hashing it again); only a context
-// the coordinator lacks is written again, into `scratch`, and sent.
-Result<Digest> uploadContext(const ApiClient& client, const BuildOptions& opts,
-                             const std::string& dockerfile, const fs::path& scratch, Io io) {
-  context::ScanOptions scan;
-  scan.dockerfile = dockerfile;
-  LF_ASSIGN_OR_RETURN(context::ContextSnapshot snap, context::scanContext(opts.context, scan));
-  bool has_dockerfile = snap.find(dockerfile) != nullptr;
-  for (const auto& e : snap.builderOnly()) {
-    has_dockerfile = has_dockerfile || e.path == dockerfile;
-  }
-  if (!has_dockerfile) {
-    return notFound("Dockerfile \"" + dockerfile + "\" is not in the context " + opts.context);
-  }
-  for (const auto& skipped : snap.skipped()) {
-    *io.err << "layerfarm: not sending " << skipped.path << ": " << skipped.reason << "\n";
-  }
-  Sha256 hash;
-  context::ContextTarInfo tar;
-  LF_RETURN_IF_ERROR(context::writeContextTar(opts.context, snap, [&](std::string_view chunk) {
-    hash.update(chunk);
-    tar.size += chunk.size();
-    return Status::ok();
-  }));
-  tar.digest = hash.finish();
-  std::string target = "/v1/contexts/" + tar.digest.toString();
-  LF_ASSIGN_OR_RETURN(ApiResponse head, client.send("HEAD", target));
-  bool present = head.status == 200;
-  if (!present && head.status != 404) {
-    return statusFromResponse(head);
-  }
-  if (!present) {
-    LF_ASSIGN_OR_RETURN(auto store,
-                        blob::DirectoryBlobStore::open(scratch / "store", {.fsync = false}));
-    LF_ASSIGN_OR_RETURN(context::ContextTarInfo written,
-                        context::writeContextTarToStore(opts.context, snap, *store));
-    if (written.digest != tar.digest) {
-      return failedPrecondition("the context changed while it was being sent; run the build again");
-    }
-    LF_ASSIGN_OR_RETURN(auto reader, store->openReader(tar.digest));
-    LF_ASSIGN_OR_RETURN(
-        ApiResponse put,
-        client.sendStream(
-            "PUT", target, tar.size,
-            [&](void* buf, size_t size) { return reader->read(buf, size); }, "application/x-tar"));
-    if (put.status != 200 && put.status != 201) {
-      return statusFromResponse(put).withContext("uploading the context");
-    }
-  }
-  if (!opts.quiet) {
-    *io.err << "context: " << humanSize(tar.size)
-            << (present ? ", already on the server" : ", uploaded") << " (" << tar.digest.shortHex()
-            << ")" << std::endl;  // before the stream starts: a slow upload shows why
-  }
-  return tar.digest;
 }
 
 // GET /v1/builds/{id}/export into dest, atomically.
@@ -272,18 +190,20 @@ int runBuild(const BuildOptions& opts, Io io) {
   });
   auto dockerfile = dockerfileInContext(opts);
   auto client = makeApiClient(opts.server);
-  auto scratch = Scratch::create();
-  for (const Status* s :
-       {&args.status(), &dockerfile.status(), &client.status(), &scratch.status()}) {
+  for (const Status* s : {&args.status(), &dockerfile.status(), &client.status()}) {
     if (!s->isOk()) {
       return reportError(*io.err, *s);
     }
   }
-  auto context = uploadContext(**client, opts, *dockerfile, (*scratch)->path(), io);
+  ContextUploadOptions upload;
+  upload.dockerfile = *dockerfile;
+  upload.quiet = opts.quiet;
+  auto context = uploadContext(**client, opts.context, upload, *io.err);
   if (!context.isOk()) {
     return reportError(*io.err, context.status());
   }
-  auto build = (*client)->postJson("/v1/builds", buildRequest(opts, *context, *dockerfile, *args));
+  auto build =
+      (*client)->postJson("/v1/builds", buildRequest(opts, context->id, *dockerfile, *args));
   if (!build.isOk()) {
     return reportError(*io.err, build.status());
   }

@@ -1,8 +1,13 @@
 // `layerfarm build` against a tiny fake coordinator: a thread answering the API calls the CLI
-// makes (HEAD/PUT context, POST build, GET events, GET export) on a loopback port, recording
-// every request.
+// makes (HEAD context, POST manifest, PUT files, POST build, GET events, GET export) on a loopback
+// port, recording every request. The fake checks the context upload as the contract says
+// (docs/http-api.md "Contexts"): the manifest parses, the PUT tar holds only "sha256:<hex>"
+// regular files whose bytes hash to their names.
 
+#include <archive.h>
+#include <archive_entry.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,7 +17,10 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -22,6 +30,7 @@
 #include <vector>
 
 #include "cli/app.h"
+#include "common/context/context_manifest.h"
 #include "common/digest/digest.h"
 #include "tests/support/temp_dir.h"
 
@@ -33,6 +42,7 @@ using lf::testing::TempDir;
 struct Request {
   std::string method;
   std::string target;
+  std::string content_type;
   std::string body;
 };
 
@@ -78,6 +88,13 @@ class FakeServer {
     for (const auto& r : requests()) n += r.method == method ? 1 : 0;
     return n;
   }
+  int count(const std::string& method, const std::string& target_prefix) {
+    int n = 0;
+    for (const auto& r : requests()) {
+      n += r.method == method && r.target.rfind(target_prefix, 0) == 0 ? 1 : 0;
+    }
+    return n;
+  }
 
  private:
   void serve() {
@@ -109,6 +126,12 @@ class FakeServer {
     while (std::getline(head, line)) {
       for (auto& ch : line) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
       if (line.rfind("content-length:", 0) == 0) length = std::stoul(line.substr(15));
+      if (line.rfind("content-type: ", 0) == 0) {
+        req.content_type = line.substr(14);
+        if (!req.content_type.empty() && req.content_type.back() == '\r') {
+          req.content_type.pop_back();
+        }
+      }
     }
     req.body = data.substr(head_end + 4);
     while (req.body.size() < length) {
@@ -220,6 +243,13 @@ struct WatchedBuf : std::stringbuf {
   }
 };
 
+Reply jsonReply(int status, std::string body) {
+  Reply r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 // The fake coordinator's state: which contexts it holds, and the events of the next build.
 struct Farm {
   std::mutex mu;
@@ -230,23 +260,79 @@ struct Farm {
   bool interrupt_on_events = false;
   struct WatchedBuf* live_output = nullptr;
   std::atomic<bool> seen_live{false};
-  std::set<std::string> contexts;
   std::string events = successEvents();
-  std::string put_error;  // when set, PUT digests are checked and mismatches reported here
+  // The context store: file blobs, POSTed manifests (id -> file digests), ready contexts.
+  std::set<std::string> blobs;
+  std::map<std::string, std::vector<std::string>> manifests;
+  std::set<std::string> ready;
+  std::vector<std::vector<std::string>> puts;  // the entry names of each PUT .../files tar
+  std::string upload_error;                    // the first contract violation seen
+  std::function<void()> on_post;               // runs before the POST /v1/contexts answer
+
+  Reply contextAnswer(const std::string& id, int status) {
+    nlohmann::json missing = nlohmann::json::array();
+    for (const auto& d : manifests[id]) {
+      if (!blobs.count(d)) missing.push_back(d);
+    }
+    if (missing.empty()) ready.insert(id);
+    nlohmann::json body = {{"digest", id}, {"missing", missing}};
+    return jsonReply(status, body.dump());
+  }
+
+  Reply postManifest(const Request& r) {
+    if (r.content_type != context::kContextManifestMediaType) {
+      upload_error = "POST /v1/contexts with Content-Type " + r.content_type;
+      return jsonReply(415, "{}");
+    }
+    auto manifest = context::parseContextManifest(r.body);
+    if (!manifest.isOk()) {
+      upload_error = manifest.status().toString();
+      return jsonReply(400, "{}");
+    }
+    std::string id = Digest::sha256Of(r.body).toString();
+    for (const auto& d : context::manifestFileDigests(*manifest)) {
+      manifests[id].push_back(d.toString());
+    }
+    if (on_post) on_post();
+    return contextAnswer(id, 201);
+  }
+
+  Reply putFiles(const std::string& id, const Request& r) {
+    if (!manifests.count(id)) return jsonReply(404, "{}");
+    archive* a = archive_read_new();
+    archive_read_support_format_tar(a);
+    archive_read_open_memory(a, r.body.data(), r.body.size());
+    archive_entry* e = nullptr;
+    std::vector<std::string> names;
+    int rc;
+    while ((rc = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
+      std::string name = archive_entry_pathname(e), data;
+      char buf[65536];
+      la_ssize_t n;
+      while ((n = archive_read_data(a, buf, sizeof(buf))) > 0) data.append(buf, n);
+      if (archive_entry_filetype(e) != AE_IFREG || Digest::sha256Of(data).toString() != name) {
+        upload_error = "PUT entry " + name + " does not hash to its name";
+      }
+      names.push_back(name);
+      blobs.insert(name);
+    }
+    if (rc != ARCHIVE_EOF) upload_error = std::string("PUT tar: ") + archive_error_string(a);
+    archive_read_free(a);
+    puts.push_back(names);
+    return contextAnswer(id, 201);
+  }
 
   Reply handle(const Request& r) {
     std::unique_lock lock(mu);
     const std::string prefix = "/v1/contexts/";
+    if (r.method == "POST" && r.target == "/v1/contexts") return postManifest(r);
     if (r.target.rfind(prefix, 0) == 0) {
-      std::string digest = r.target.substr(prefix.size());
-      if (r.method == "HEAD") return Reply{contexts.count(digest) ? 200 : 404, "", ""};
-      if (Digest::sha256Of(r.body).toString() != digest) {
-        put_error = "PUT body does not hash to " + digest;
-        return Reply{400, "application/json",
-                     R"({"error":{"code":"invalid_argument","message":"digest mismatch"}})"};
+      std::string rest = r.target.substr(prefix.size());
+      if (r.method == "HEAD") return jsonReply(ready.count(rest) ? 200 : 404, "");
+      const std::string files = "/files";
+      if (r.method == "PUT" && rest.ends_with(files)) {
+        return putFiles(rest.substr(0, rest.size() - files.size()), r);
       }
-      contexts.insert(digest);
-      return Reply{201, "application/json", R"({"digest":")" + digest + R"(","size":1})"};
     }
     if (r.method == "POST" && r.target == "/v1/builds") {
       auto req = nlohmann::json::parse(r.body);
@@ -284,6 +370,21 @@ struct Farm {
   }
 };
 
+// Hash caches go to a temp dir, not the user's ~/.cache.
+class CacheDirEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    dir_ = std::make_unique<TempDir>();
+    ::setenv("LAYERFARM_CACHE_DIR", dir_->path().c_str(), 1);
+  }
+  void TearDown() override { dir_.reset(); }
+
+ private:
+  std::unique_ptr<TempDir> dir_;
+};
+[[maybe_unused]] ::testing::Environment* const kCacheDir =
+    ::testing::AddGlobalTestEnvironment(new CacheDirEnvironment);
+
 struct CliRun {
   int code;
   std::string out;
@@ -310,8 +411,11 @@ TEST(BuildCommand, UploadsTheContextOnceAndPrintsTheDigest) {
                   "127.0.0.1:5000/team/app:1", "--build-arg", "A=1", ctx.path().string()});
   EXPECT_EQ(first.code, 0) << first.err;
   EXPECT_EQ(server.count("PUT"), 1);
-  EXPECT_EQ(farm.put_error, "");
-  EXPECT_NE(first.err.find(", uploaded"), std::string::npos) << first.err;
+  EXPECT_EQ(farm.upload_error, "");
+  ASSERT_EQ(farm.puts.size(), 1u);
+  EXPECT_EQ(farm.puts[0].size(), 2u) << "the Dockerfile and src/a.txt";
+  EXPECT_NE(first.err.find("context: 30B in 2 files, 2 files (30B) sent ("), std::string::npos)
+      << first.err;
   EXPECT_NE(first.err.find("#1 CACHED\n"), std::string::npos) << first.err;
   EXPECT_NE(first.err.find("#2 running on worker w1\n#2 0.050 hi\n#2 DONE 0.3s\n"),
             std::string::npos)
@@ -330,13 +434,83 @@ TEST(BuildCommand, UploadsTheContextOnceAndPrintsTheDigest) {
   EXPECT_EQ(posted["tags"], nlohmann::json::array({"127.0.0.1:5000/team/app:1"}));
   EXPECT_EQ(posted["build_args"]["A"], "1");
   EXPECT_EQ(posted["dockerfile"], "Dockerfile");
-  EXPECT_EQ(posted["context"].get<std::string>().rfind("sha256:", 0), 0u);
+  // The context is named by its manifest, the body of POST /v1/contexts.
+  std::string manifest;
+  for (const auto& r : server.requests()) {
+    if (r.method == "POST" && r.target == "/v1/contexts") manifest = r.body;
+  }
+  EXPECT_EQ(posted["context"], Digest::sha256Of(manifest).toString());
 
   CliRun second = runCliWith({"build", "--server", server.url(), "-q", ctx.path().string()});
   EXPECT_EQ(second.code, 0) << second.err;
   EXPECT_EQ(server.count("PUT"), 1) << "the second build must not upload the context again";
+  EXPECT_EQ(server.count("POST", "/v1/contexts"), 1);
   EXPECT_EQ(server.count("HEAD"), 2);
   EXPECT_EQ(second.out, std::string(kDigest) + "\n");
+}
+
+TEST(BuildCommand, AnEditSendsOnlyTheChangedFile) {
+  Farm farm;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\nCOPY data/ /data/\n");
+  ctx.write("data/blob.bin", std::string(100000, 'b'));
+  ctx.write("data/version.txt", "version 1\n");
+  auto build = [&] { return runCliWith({"build", "--server", server.url(), ctx.path().string()}); };
+  CliRun first = build();
+  EXPECT_EQ(first.code, 0) << first.err;
+  ASSERT_EQ(farm.puts.size(), 1u);
+  EXPECT_EQ(farm.puts[0].size(), 3u);
+  // The CLI keeps a hash cache for the context in $LAYERFARM_CACHE_DIR/hashes.
+  std::string cache_dir = std::string(std::getenv("LAYERFARM_CACHE_DIR")) + "/hashes";
+  EXPECT_FALSE(std::filesystem::is_empty(cache_dir));
+
+  ctx.write("data/version.txt", "version 2\n");
+  CliRun edited = build();
+  EXPECT_EQ(edited.code, 0) << edited.err;
+  ASSERT_EQ(farm.puts.size(), 2u);
+  EXPECT_EQ(farm.puts[1], std::vector<std::string>{Digest::sha256Of("version 2\n").toString()});
+  EXPECT_NE(edited.err.find("in 3 files, 1 file (10B) sent ("), std::string::npos) << edited.err;
+  EXPECT_EQ(farm.upload_error, "");
+
+  CliRun again = build();
+  EXPECT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(farm.puts.size(), 2u);
+  EXPECT_NE(again.err.find("in 3 files, nothing to send ("), std::string::npos) << again.err;
+  EXPECT_EQ(server.count("POST", "/v1/contexts"), 2) << "a ready context is only HEADed";
+
+  // The same files elsewhere (an older Dockerfile mtime: another manifest): the manifest is sent,
+  // no file.
+  TempDir copy;
+  copy.write("Dockerfile", "FROM busybox\nCOPY data/ /data/\n");
+  copy.write("data/blob.bin", std::string(100000, 'b'));
+  copy.write("data/version.txt", "version 2\n");
+  struct timespec old_times[2] = {{1'600'000'000, 0}, {1'600'000'000, 0}};
+  ::utimensat(AT_FDCWD, (copy / "Dockerfile").c_str(), old_times, 0);
+  CliRun elsewhere = runCliWith({"build", "--server", server.url(), copy.path().string()});
+  EXPECT_EQ(elsewhere.code, 0) << elsewhere.err;
+  EXPECT_EQ(server.count("POST", "/v1/contexts"), 3);
+  EXPECT_EQ(farm.puts.size(), 2u);
+  EXPECT_NE(elsewhere.err.find("in 3 files, nothing to send ("), std::string::npos)
+      << elsewhere.err;
+  EXPECT_EQ(farm.ready.size(), 3u);
+}
+
+TEST(BuildCommand, AFileChangedDuringTheUploadFailsNamingIt) {
+  Farm farm;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\n");
+  ctx.write("data/x", "1234");
+  farm.on_post = [&] { ctx.write("data/x", "5678"); };
+  CliRun run = runCliWith({"build", "--server", server.url(), ctx.path().string()});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find("context file \"data/x\" changed while the context was being sent; run "
+                         "the build again"),
+            std::string::npos)
+      << run.err;
+  EXPECT_EQ(server.count("POST", "/v1/builds"), 0);
+  EXPECT_TRUE(farm.ready.empty());
 }
 
 TEST(BuildCommand, FailedBuildExitsOneWithTheStepOutput) {
@@ -374,7 +548,7 @@ TEST(BuildCommand, CtrlCCancelsTheBuildAndExits130) {
   run.err = out_buf.str();
   EXPECT_TRUE(farm.seen_live) << "the running step was not printed while the stream was open";
   EXPECT_EQ(run.code, 130) << run.err;
-  EXPECT_EQ(server.count("POST"), 2);  // the build, then its cancel
+  EXPECT_EQ(server.count("POST", "/v1/builds"), 2);  // the build, then its cancel
   EXPECT_NE(run.err.find("cancelling build b-1"), std::string::npos) << run.err;
   EXPECT_NE(run.err.find("#1 CANCELED"), std::string::npos) << run.err;
   // The handler is gone again: SIGINT's previous disposition is back.
