@@ -15,11 +15,12 @@
 // default, as in layers). The COPY executor cannot tell the two apart.
 //
 // Regular files get their bytes from the blob named by their content digest, and those bytes are
-// verified against it whatever the store: from a DirectoryBlobStore the kernel copies the blob
-// file (FICLONE reflink where the filesystem shares extents, else copy_file_range, else
-// read/write) and the copy is then hashed (a blob file's bytes are only as good as the disk they
-// sit on; the store itself verifies on every read, and so do we); from any other store the
-// BlobReader streams and verifies. The empty file needs no blob.
+// verified against it whatever the store: a blob file's bytes are only as good as the disk they
+// sit on, and the stores verify on every read, so we do too. From a DirectoryBlobStore the blob
+// file is opened directly (blobPath) and read, hashed and written in one pass, or, where the
+// filesystem can share extents (FICLONE: btrfs, XFS), reflinked and the clone read back and
+// hashed; a damaged blob is then read once through the store so that it lands in quarantine.
+// From any other store the BlobReader streams and verifies. The empty file needs no blob.
 //
 // Safety: every create is made relative to an open parent directory fd with O_NOFOLLOW / O_EXCL
 // / mkdirat / symlinkat / mknodat, and every directory on the way is opened with O_NOFOLLOW, so
@@ -54,10 +55,10 @@ struct MaterializeOptions {
 };
 
 struct MaterializeStats {
-  uint64_t entries = 0;       // entries created (skipped devices and implicit parents not counted)
-  uint64_t files = 0;         // regular files among them
-  uint64_t file_bytes = 0;    // the sum of their sizes: what the layer store counts for the budget
-  uint64_t kernel_copies = 0; // files whose bytes the kernel copied or shared (reflink / range)
+  uint64_t entries = 0;     // entries created (skipped devices and implicit parents not counted)
+  uint64_t files = 0;       // regular files among them
+  uint64_t file_bytes = 0;  // the sum of their sizes: what the layer store counts for the budget
+  uint64_t reflinks = 0;    // files whose blocks are shared with their blob (FICLONE)
 };
 
 // Reads the manifest blob `digest` (verified by the store, refused over

@@ -1,5 +1,6 @@
 #include "worker/layer_store/layer_store.h"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
@@ -13,7 +14,9 @@
 #include <unordered_set>
 #include <utility>
 
+#include "common/context/context_manifest.h"
 #include "common/layer/unique_fd.h"
+#include "worker/layer_store/context_materialize.h"
 #include "worker/layer_store/layer_dirs.h"
 #include "worker/layer_store/layer_meta.h"
 
@@ -73,6 +76,7 @@ struct LayerStore::Impl {
   Result<bool> pinOne(const LayerRef& ref, const std::string& name);
   Result<Pinned> loadOrFetch(const LayerRef& ref, const std::string& name);
   Result<Pinned> fetch(const LayerRef& ref, const std::string& name);
+  Result<Pinned> fetchContext(const LayerRef& ref, const std::string& name);
   Result<Pinned> publishOrUseExisting(Staging& staging, LayerMeta meta, const std::string& name);
   Status adoptStaged(const LayerRef& ref, const fs::path& dir, const std::string& name);
   void rescanLocked();
@@ -218,6 +222,9 @@ Result<LayerStore::Impl::Pinned> LayerStore::Impl::fetch(const LayerRef& ref,
     return invalidArgument("layer " + ref.diff_id.toString() +
                            " is not in the layer store and has no blob digest to fetch it by");
   }
+  if (ref.media_type == context::kContextManifestMediaType) {
+    return fetchContext(ref, name);
+  }
   const std::string what =
       "layer " + ref.diff_id.toString() + " (blob " + ref.digest.toString() + ")";
   auto reader = blobs.openReader(ref.digest);
@@ -244,6 +251,37 @@ Result<LayerStore::Impl::Pinned> LayerStore::Impl::fetch(const LayerRef& ref,
   }
   LF_ASSIGN_OR_RETURN(uint64_t bytes, treeBytes(fs_dir));
   LayerMeta meta{ref.diff_id, ref.digest, ref.media_type, bytes};
+  LF_RETURN_IF_ERROR(dirs.writeMeta(staging.get(), meta));
+  return publishOrUseExisting(staging.get(), std::move(meta), name);
+}
+
+// A build context given by its manifest (context_materialize.h): built from the file blobs into a
+// staging dir and published like an unpacked layer. Outside the mutex.
+Result<LayerStore::Impl::Pinned> LayerStore::Impl::fetchContext(const LayerRef& ref,
+                                                                const std::string& name) {
+  // The tree's identity is the manifest's digest: a ref naming another diff ID would publish
+  // this tree under a name that promises different contents.
+  if (ref.digest != ref.diff_id) {
+    return invalidArgument("context manifest " + ref.digest.toString() +
+                           ": its diff ID must be its digest, not " + ref.diff_id.toString());
+  }
+  LF_ASSIGN_OR_RETURN(context::ContextManifest manifest, readContextManifest(blobs, ref.digest));
+  LF_ASSIGN_OR_RETURN(Staging made, dirs.makeStaging("context"));
+  StagingGuard staging(dirs, std::move(made));
+  fs::path fs_dir = dirs.tmpDir() / staging.get().name / LayerDirs::kFsDir;
+  if (mkdir(fs_dir.c_str(), 0755) != 0) {
+    return errnoStatus(errno, "create directory '" + fs_dir.string() + "'");
+  }
+  UniqueFd fs_fd(::open(fs_dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fs_fd) {
+    return errnoStatus(errno, "open directory '" + fs_dir.string() + "'");
+  }
+  auto made_tree = materializeContext(manifest, blobs, fs_fd.get(), {options.devices});
+  if (!made_tree.isOk()) {
+    return made_tree.status().withContext("materialize context " + ref.digest.toString());
+  }
+  // The budget counts the files' bytes, known from the manifest: no walk.
+  LayerMeta meta{ref.diff_id, ref.digest, ref.media_type, made_tree->file_bytes};
   LF_RETURN_IF_ERROR(dirs.writeMeta(staging.get(), meta));
   return publishOrUseExisting(staging.get(), std::move(meta), name);
 }

@@ -69,6 +69,12 @@
 //   // kAlreadyExists is fine: the store has that layer already. scratch deletes the rest.
 // An empty chain (FROM scratch) gives no lower dirs; overlayfs needs one: use an empty dir.
 //
+// Build contexts: a LayerRef with media type context::kContextManifestMediaType (digest == diff ID
+// == the manifest blob's digest) is not unpacked but materialized from the manifest and the file
+// blobs it names (context_materialize.h), then published, pinned and evicted like any layer; its
+// size is the sum of its regular files' sizes. A context sent as a tar (context::kContextMediaType)
+// is unpacked as a layer.
+//
 // Thread-safety: all methods are thread-safe. Unpacking runs outside the store mutex.
 // Ownership: the store must outlive its Leases and the BlobStore must outlive the store.
 // Errors: a blob missing from the blob store is kNotFound naming its digest; a layer whose
