@@ -15,6 +15,8 @@ struct CoordinatorMetrics::Families {
   prometheus::Family<prometheus::Counter>* lookups;
   prometheus::Family<prometheus::Counter>* hits;
   prometheus::Family<prometheus::Counter>* jobs;
+  prometheus::Counter* context_received;
+  prometheus::Counter* context_reused;
   prometheus::Counter* submitted;
   prometheus::Counter* deduplicated;
   prometheus::Gauge* queue_depth;
@@ -25,6 +27,8 @@ struct CoordinatorMetrics::Families {
   prometheus::Gauge* builds_running;
   prometheus::Family<prometheus::Histogram>* build_seconds;
   prometheus::Family<prometheus::Counter>* http;
+  prometheus::Counter* variant_bytes;
+  prometheus::Counter* variant_reuses;
 };
 
 CoordinatorMetrics::CoordinatorMetrics()
@@ -45,6 +49,13 @@ CoordinatorMetrics::CoordinatorMetrics()
                   .Name("layerfarm_jobs_total")
                   .Help("Layer jobs ended, by outcome")
                   .Register(r);
+  auto& context_bytes = BuildCounter()
+                            .Name("layerfarm_context_file_bytes_total")
+                            .Help("Build context file bytes received from clients, and found "
+                                  "already stored when a context manifest was posted")
+                            .Register(r);
+  f_->context_received = &context_bytes.Add({{"source", "received"}});
+  f_->context_reused = &context_bytes.Add({{"source", "reused"}});
   f_->submitted = &BuildCounter()
                        .Name("layerfarm_jobs_submitted_total")
                        .Help("Layer jobs created")
@@ -92,6 +103,16 @@ CoordinatorMetrics::CoordinatorMetrics()
                   .Name("layerfarm_http_requests_total")
                   .Help("HTTP API answers by status class")
                   .Register(r);
+  f_->variant_bytes = &BuildCounter()
+                           .Name("layerfarm_layer_variant_compressed_bytes_total")
+                           .Help("Uncompressed layer bytes compressed to push or export images")
+                           .Register(r)
+                           .Add({});
+  f_->variant_reuses = &BuildCounter()
+                            .Name("layerfarm_layer_variant_reuses_total")
+                            .Help("Pushed or exported layers whose compressed variant was reused")
+                            .Register(r)
+                            .Add({});
   for (const char* kind : {"RUN", "COPY", "ADD"}) {
     f_->lookups->Add({{"kind", kind}});
     f_->hits->Add({{"kind", kind}});
@@ -141,6 +162,17 @@ void CoordinatorMetrics::buildFinished(std::string_view state, double seconds) {
 void CoordinatorMetrics::httpRequest(unsigned status) {
   const std::string klass = std::to_string(status / 100) + "xx";
   f_->http->Add({{"code", klass}}).Increment();
+}
+
+void CoordinatorMetrics::layerVariantCompressed(uint64_t uncompressed_bytes) {
+  f_->variant_bytes->Increment(static_cast<double>(uncompressed_bytes));
+}
+
+void CoordinatorMetrics::layerVariantReused() { f_->variant_reuses->Increment(); }
+
+void CoordinatorMetrics::contextFileBytes(uint64_t received, uint64_t reused) {
+  f_->context_received->Increment(static_cast<double>(received));
+  f_->context_reused->Increment(static_cast<double>(reused));
 }
 
 std::string CoordinatorMetrics::serialize() const {

@@ -1,5 +1,6 @@
 // StateStore: opening the database, the layer cache, aliases, jobs, images and contexts.
-// Builds and startup recovery are in state_builds.cpp, batches in state_batch.cpp.
+// Builds and startup recovery are in state_builds.cpp, batches in state_batch.cpp, layer
+// variants in state_variants.cpp.
 
 #include "coordinator/state/state_store.h"
 
@@ -19,8 +20,9 @@
 namespace lf::coordinator {
 namespace {
 
-constexpr std::string_view kOurColumnFamilies[] = {kCfCache, kCfAliases, kCfBuilds,  kCfBuildIndex,
-                                                   kCfJobs,  kCfImages,  kCfContexts};
+constexpr std::string_view kOurColumnFamilies[] = {kCfCache,      kCfAliases,      kCfBuilds,
+                                                   kCfBuildIndex, kCfJobs,         kCfImages,
+                                                   kCfContexts,   kCfLayerVariants};
 
 rocksdb::ColumnFamilyOptions columnFamilyOptions(std::string_view name,
                                                  const std::shared_ptr<rocksdb::Cache>& cache) {
@@ -143,8 +145,10 @@ Result<std::unique_ptr<StateStore>> StateStore::open(StateStoreOptions options) 
   handles->jobs = handles->byName(kCfJobs);
   handles->images = handles->byName(kCfImages);
   handles->contexts = handles->byName(kCfContexts);
+  handles->layer_variants = handles->byName(kCfLayerVariants);
   // Open() returned a handle for every descriptor, and we asked for all of ours.
-  LF_CHECK(handles->cache && handles->contexts && handles->meta, "column family handle missing");
+  LF_CHECK(handles->cache && handles->contexts && handles->layer_variants && handles->meta,
+           "column family handle missing");
 
   Status version = checkSchemaVersion(db.get(), handles->meta, options.sync_writes);
   if (!version.isOk()) {

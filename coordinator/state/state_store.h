@@ -1,7 +1,8 @@
 #pragma once
 
 // StateStore: the coordinator's durable state in RocksDB — the layer-cache index, aliases,
-// builds, jobs, images with their history, and build contexts, one column family each.
+// builds, jobs, images with their history, build contexts and layer variants (the compressed
+// copies of uncompressed build layers made at push/export), one column family each.
 //
 // Durability: the WAL is always on. Every state change (puts, batches) is a sync write
 // (WriteOptions::sync, one fdatasync of the WAL per commit; concurrent commits share one through
@@ -39,6 +40,7 @@
 #include "common/base/status.h"
 #include "common/blob/blob_store.h"
 #include "common/digest/digest.h"
+#include "common/oci/descriptor.h"
 #include "coordinator/state/state_records.h"
 
 namespace rocksdb {
@@ -210,6 +212,20 @@ class StateStore {
   Status forEachContext(const std::function<bool(const ContextRecord&)>& fn);
   // Forgets the context (its blob is the caller's to remove after). Absent is not an error.
   Status removeContext(const Digest& digest);
+
+  // --- layer variants (state_variants.cpp) ---
+  // Build layers are stored uncompressed; pushing or exporting an image compresses each one once
+  // (coordinator/assembly/layer_variants.h) and records the compressed blob here, so the next
+  // push of the same layer reuses it. Key: the source blob's digest and the compression's name
+  // ("gzip", "zstd"; layer::compressionName). The variant's blob is the caller's to check: a
+  // record may outlive its blob (blob store clean-up), then the caller makes it again and puts
+  // the new descriptor, which replaces the old. kInvalidArgument for an empty compression name
+  // or a descriptor without media type.
+  Status putLayerVariant(const Digest& source, std::string_view compression,
+                         const oci::Descriptor& variant);
+  // nullopt when none is recorded; kDataLoss naming the key when the record does not decode.
+  Result<std::optional<oci::Descriptor>> getLayerVariant(const Digest& source,
+                                                         std::string_view compression);
 
   // --- startup ---
   // Run once after open(), before accepting builds. Jobs that were queued or running become

@@ -14,6 +14,8 @@
 //   images       "m/<manifest digest>"                       -> ImageRecordProto
 //                "r/<reference>"                             -> "<manifest digest>"
 //   contexts     "sha256:<hex>"                              -> ContextRecordProto
+//   layer_variants "<source digest> <compression name>"      -> the variant's descriptor, as
+//                                                               OCI descriptor JSON
 //   default      "schema_version"                            -> decimal
 
 #include <rocksdb/db.h>
@@ -36,6 +38,7 @@ inline constexpr std::string_view kCfBuildIndex = "build_index";
 inline constexpr std::string_view kCfJobs = "jobs";
 inline constexpr std::string_view kCfImages = "images";
 inline constexpr std::string_view kCfContexts = "contexts";
+inline constexpr std::string_view kCfLayerVariants = "layer_variants";
 
 inline constexpr std::string_view kSchemaVersionKey = "schema_version";
 inline constexpr int kSchemaVersion = 1;
@@ -51,6 +54,7 @@ struct StateStore::Handles {
   rocksdb::ColumnFamilyHandle* jobs = nullptr;
   rocksdb::ColumnFamilyHandle* images = nullptr;
   rocksdb::ColumnFamilyHandle* contexts = nullptr;
+  rocksdb::ColumnFamilyHandle* layer_variants = nullptr;
   // Serialise "is this cache key stored? if not, write it" so the first entry for a key wins.
   // Striped by key, not one lock: a put holds its lock across the synced write, and one lock
   // would serialise the fdatasyncs that RocksDB's group commit otherwise shares.
