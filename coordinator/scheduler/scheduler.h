@@ -83,6 +83,11 @@ struct SchedulerOptions {
   // Worker-side failures (lost worker, expired lease, ERROR result) a job may have; the last one
   // fails the job. Values below 1 count as 1. Default: 3.
   int max_attempts = 3;
+  // Hand-backs (a worker returning a job unrun: CANCELLED results nobody asked for, JobRejected)
+  // use up no attempt: draining is not the job's fault. A job handed back this many times fails
+  // anyway, naming the last reason, so a job every worker refuses cannot bounce between them
+  // forever. Values below 1 count as 1. Default: 20.
+  int max_handbacks = 20;
   // Job ids are "<job_id_prefix><n>", n = 1, 2, ... per Scheduler. Give each coordinator start a
   // distinct prefix so ids never repeat across restarts. Default: "job-".
   std::string job_id_prefix = "job-";

@@ -321,8 +321,21 @@ Result<JobEvent> Scheduler::complete(const std::string& job_id, int attempt,
       break;
     case layerfarm::v1::STEP_OUTCOME_CANCELLED:
       // Not asked for (a cancelled job is a zombie, handled above): the worker handed the job
-      // back, e.g. while draining. Not the job's fault, so no attempt is used up.
-      event = endAttempt(job, "worker " + worker_id + " handed the job back", false, false);
+      // back, e.g. while draining. Not the job's fault, so no attempt is used up; but a job that
+      // keeps coming back (every worker refuses it) fails after max_handbacks.
+      if (++job.handbacks >= std::max(1, options_.max_handbacks)) {
+        detach(job);
+        event = finishJob(
+            job, JobEvent::Kind::kFailed,
+            "workers handed the job back " + std::to_string(job.handbacks) +
+                " times without running it; the last said: " +
+                (result.error().empty() ? std::string("no reason given") : result.error()));
+        break;
+      }
+      event = endAttempt(job,
+                         "worker " + worker_id + " handed the job back" +
+                             (result.error().empty() ? std::string() : ": " + result.error()),
+                         false, false);
       break;
     default:  // ERROR, or an outcome this coordinator does not know
       event =

@@ -29,6 +29,7 @@ struct Scheduler::Job {
   State state = State::kIdle;
   int attempt = 0;                 // the current or last assignment, 0 = never assigned
   int failures = 0;                // worker-side failures so far
+  int handbacks = 0;               // times a worker handed it back unrun
   Worker* worker = nullptr;        // while running
   std::string last_worker_id;      // of the current or last attempt
   TimePoint lease_expiry;          // while running

@@ -15,6 +15,8 @@
 // A JobRejected is handed to Scheduler::complete() as a CANCELLED result the coordinator did not
 // ask for: the job is requeued without using up an attempt (the worker is avoided for it when
 // another has a free slot), which is what the protocol means by "not a failure of the step".
+// A job handed back SchedulerOptions::max_handbacks times fails naming the last reason, so a
+// step every worker refuses cannot bounce between them forever.
 //
 // A text frame, a frame that does not parse, a WorkerMessage of an unknown kind, a first frame
 // that is not Register or a second Register is answered with Error{MALFORMED_FRAME} and that one

@@ -421,6 +421,40 @@ TEST_F(SchedulerTest, AJobHandedBackByADrainingWorkerDoesNotUseAnAttempt) {
   EXPECT_EQ(done->kind, JobEvent::Kind::kSucceeded);
 }
 
+TEST_F(SchedulerTest, AJobEveryWorkerHandsBackFailsAfterMaxHandbacksNamingTheLastReason) {
+  options_.max_attempts = 1;
+  options_.max_handbacks = 4;
+  Scheduler scheduler(options_);
+  ASSERT_TRUE(scheduler.addWorker(workerInfo("w1"), at(0)).isOk());
+  ASSERT_TRUE(scheduler.addWorker(workerInfo("w2"), at(0)).isOk());
+  std::string job = scheduler.submit(request("b1", "t", "k"), at(0))->job_id;
+  std::vector<std::string> placed_on;
+  for (int attempt = 1; attempt <= 4; ++attempt) {
+    std::vector<Assignment> placed = scheduler.schedule(at(attempt));
+    ASSERT_THAT(placed, SizeIs(1)) << "attempt " << attempt;
+    EXPECT_EQ(placed[0].attempt, attempt);
+    placed_on.push_back(placed[0].worker_id);
+    auto event = scheduler.complete(
+        job, attempt, placed[0].worker_id,
+        outcome(STEP_OUTCOME_CANCELLED, "no overlay support " + std::to_string(attempt)),
+        at(attempt));
+    ASSERT_TRUE(event.isOk());
+    if (attempt < 4) {
+      EXPECT_EQ(event->kind, JobEvent::Kind::kRequeued);
+      EXPECT_THAT(event->reason, HasSubstr("no overlay support"));
+    } else {
+      EXPECT_EQ(event->kind, JobEvent::Kind::kFailed);
+      EXPECT_THAT(event->reason, HasSubstr("handed the job back 4 times"));
+      EXPECT_THAT(event->reason, HasSubstr("no overlay support 4"));
+    }
+    EXPECT_TRUE(scheduler.checkInvariants().isOk());
+  }
+  // The worker that refused is avoided next time: the second try went to the other one.
+  EXPECT_EQ(placed_on[0], "w1");
+  EXPECT_EQ(placed_on[1], "w2");
+  EXPECT_THAT(scheduler.schedule(at(10)), SizeIs(0));
+}
+
 TEST_F(SchedulerTest, StaleAndUnknownResultsAreRejectedWithoutChangingAnything) {
   addWorker(workerInfo("w1"));
   addWorker(workerInfo("w2"));
