@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -100,13 +99,16 @@ Status writeAll(int fd, const char* data, size_t size) {
   return Status::ok();
 }
 
-// Reads a whole file, hashing it; with `copy_to` >= 0 also writes every chunk there, so what is
-// hashed is exactly what the copy holds. `buf` holds kCopyBufferBytes.
+// Reads `size` bytes of a file (its size, as fstat said), hashing them; with `copy_to` >= 0 also
+// writes every chunk there, so what is hashed is exactly what the copy holds. `buf` holds
+// kCopyBufferBytes. A file that ends early is kDataLoss; bytes past `size` are not read (the hash
+// could not match if the file had changed size under a fixed digest anyway).
 Result<Digest> hashAndCopy(int fd, int copy_to, uint64_t size, char* buf) {
   Sha256 hash;
   uint64_t done = 0;
-  while (true) {
-    ssize_t n = ::read(fd, buf, kCopyBufferBytes);
+  while (done < size) {
+    ssize_t n =
+        ::read(fd, buf, static_cast<size_t>(std::min<uint64_t>(kCopyBufferBytes, size - done)));
     if (n < 0 && errno == EINTR) {
       continue;
     }
@@ -114,7 +116,8 @@ Result<Digest> hashAndCopy(int fd, int copy_to, uint64_t size, char* buf) {
       return errnoStatus(errno, "read");
     }
     if (n == 0) {
-      break;
+      return dataLoss("the blob ended after " + std::to_string(done) + " of " +
+                      std::to_string(size) + " bytes");
     }
     hash.update(buf, static_cast<size_t>(n));
     if (copy_to >= 0) {
@@ -122,11 +125,19 @@ Result<Digest> hashAndCopy(int fd, int copy_to, uint64_t size, char* buf) {
     }
     done += static_cast<uint64_t>(n);
   }
-  if (done != size) {
-    return dataLoss("the blob is " + std::to_string(done) + " bytes, the manifest says " +
-                    std::to_string(size));
-  }
   return hash.finish();
+}
+
+// Whether created entries need an fchown to be 0:0: only as root (others cannot chown), and then
+// only if the kernel would not make them 0:0 anyway. New inodes get the fsuid and fsgid, or the
+// group of a setgid parent; the directories made here stay 0700 until finish(), so only the
+// target's own setgid bit could interfere. Saves a syscall per entry.
+bool needChown(int root_fd) {
+  if (geteuid() != 0) {
+    return false;
+  }
+  struct stat st;
+  return getegid() != 0 || fstat(root_fd, &st) != 0 || (st.st_mode & S_ISGID) != 0;
 }
 
 // Builds the tree; see materializeContext. One per call, single-threaded.
@@ -137,7 +148,7 @@ class Materializer {
         direct_(dynamic_cast<blob::DirectoryBlobStore*>(&blobs)),
         root_fd_(root_fd),
         options_(options),
-        chown_(geteuid() == 0) {}
+        chown_(needChown(root_fd)) {}
 
   Status add(const ManifestEntry& m) {
     const ContextEntry& e = m.entry;
@@ -194,6 +205,7 @@ class Materializer {
     std::string path;
     mode_t mode;
     int64_t mtime;
+    bool listed;  // by the manifest; else made as a missing parent
   };
 
   // The directory holding parts.back(), opened (created if missing) one component at a time
@@ -223,7 +235,7 @@ class Materializer {
       if (mkdirat(at, name, 0700) != 0) {
         return errnoStatus(errno, "create parent directory " + quote(joinParts(parts, i + 1)));
       }
-      recordDir(joinParts(parts, i + 1), 0755, 0);
+      recordDir(joinParts(parts, i + 1), 0755, 0, /*listed=*/false);
       fd.reset(openat(at, name, kFlags));
     }
     if (!fd) {
@@ -235,28 +247,35 @@ class Materializer {
     return fd;
   }
 
-  void recordDir(std::string path, mode_t mode, int64_t mtime) {
+  // Returns false when the manifest listed this directory already.
+  bool recordDir(std::string path, mode_t mode, int64_t mtime, bool listed) {
     auto [it, inserted] = dir_index_.emplace(path, dirs_.size());
     if (inserted) {
-      dirs_.push_back({std::move(path), mode, mtime});
-    } else {
-      dirs_[it->second].mode = mode;
-      dirs_[it->second].mtime = mtime;
+      dirs_.push_back({std::move(path), mode, mtime, listed});
+      return true;
     }
+    Dir& d = dirs_[it->second];
+    if (d.listed) {
+      return false;
+    }
+    d.mode = mode;
+    d.mtime = mtime;
+    d.listed = listed;
+    return true;
   }
 
   Status makeDir(int parent, const std::string& name, const ManifestEntry& m) {
     const std::string& path = m.entry.path;
     if (mkdirat(parent, name.c_str(), 0700) != 0) {
-      // Made as an implicit parent of an earlier entry: it cannot be in a sorted manifest, and
-      // would be harmless, so the listed mode and mtime simply win.
-      bool implicit = errno == EEXIST && dir_index_.count(path) != 0 && listed_.count(path) == 0;
-      if (!implicit) {
+      // EEXIST is fine for a directory made as a missing parent of an earlier entry: impossible
+      // in a sorted manifest, and harmless; the listed mode and mtime then win.
+      if (errno != EEXIST || dir_index_.count(path) == 0) {
         return createError(errno, "create directory");
       }
     }
-    listed_.insert(path);
-    recordDir(path, static_cast<mode_t>(m.entry.mode), m.mtime);
+    if (!recordDir(path, static_cast<mode_t>(m.entry.mode), m.mtime, /*listed=*/true)) {
+      return createError(EEXIST, "create directory");
+    }
     ++stats_.entries;
     return Status::ok();
   }
@@ -296,8 +315,16 @@ class Materializer {
   // A DirectoryBlobStore blob: copied by the kernel where it can, then hashed (see the header);
   // else read, hashed and written in one pass.
   Status copyBlobFile(int dst, const ContextEntry& e) {
-    std::filesystem::path src_path = direct_->blobPath(e.content);
-    UniqueFd src(::open(src_path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!blob_dir_) {
+      // All blobs are sha256 and live in one directory: open it once, then each blob by name.
+      std::filesystem::path dir = direct_->blobPath(e.content).parent_path();
+      blob_dir_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+      if (!blob_dir_) {
+        return errnoStatus(errno, "open the blob directory '" + dir.string() + "'");
+      }
+    }
+    const std::string name = direct_->blobPath(e.content).filename().string();
+    UniqueFd src(openat(blob_dir_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!src) {
       return errno == ENOENT ? missingBlob(e)
                              : errnoStatus(errno, "open blob " + e.content.toString());
@@ -314,13 +341,16 @@ class Materializer {
     // reflink costs no copy at all; the clone is then read back and hashed, since it shares the
     // blob's blocks as they are on disk.
     Digest got;
-    if (ioctl(dst, FICLONE, src.get()) == 0) {
+    if (try_reflink_ && ioctl(dst, FICLONE, src.get()) == 0) {
       ++stats_.reflinks;
       if (lseek(dst, 0, SEEK_SET) != 0) {
         return errnoStatus(errno, "seek");
       }
       LF_ASSIGN_OR_RETURN(got, hashAndCopy(dst, -1, e.size, buffer()));
     } else {
+      // Not on this filesystem (or across two): no use asking again for every file.
+      try_reflink_ = try_reflink_ && !(errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV ||
+                                       errno == EINVAL || errno == ENOSYS);
       LF_ASSIGN_OR_RETURN(got, hashAndCopy(src.get(), dst, e.size, buffer()));
     }
     if (got != e.content) {
@@ -441,11 +471,12 @@ class Materializer {
   const int root_fd_;
   const MaterializeOptions options_;
   const bool chown_;
+  UniqueFd blob_dir_;
+  bool try_reflink_ = true;
   MaterializeStats stats_;
   std::vector<Level> stack_;
   std::vector<Dir> dirs_;
   std::unordered_map<std::string, size_t> dir_index_;
-  std::unordered_set<std::string> listed_;  // directories the manifest itself lists
   std::vector<char> buffer_;
 };
 

@@ -131,6 +131,26 @@ TEST_F(ContextMaterializeTest, DevicesFollowTheStoresPolicy) {
   }
 }
 
+TEST_F(ContextMaterializeTest, OwnersAreRootEvenBelowASetgidTarget) {
+  if (geteuid() != 0) {
+    GTEST_SKIP() << "needs root to chown";
+  }
+  lf::testing::TempDir target;
+  ASSERT_EQ(chown(target.path().c_str(), 0, 4321), 0);
+  ASSERT_EQ(chmod(target.path().c_str(), 02755), 0);
+  ContextManifest manifest{{file("a", 0644, 1, "a"), dir("d", 0755, 2), file("d/b", 0644, 3, "b"),
+                            symlink("d/l", "b", 4), file("e/f", 0644, 5, "f")}};
+  layer::UniqueFd fd(::open(target.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto made = materializeContext(manifest, *blobs_, fd.get());
+  ASSERT_TRUE(made.isOk()) << made.status().toString();
+  for (const char* rel : {"a", "d", "d/b", "d/l", "e", "e/f"}) {
+    struct stat st = lstatOf(target / rel);
+    EXPECT_EQ(st.st_uid, 0u) << rel;
+    EXPECT_EQ(st.st_gid, 0u) << rel;
+  }
+  EXPECT_EQ(lstatOf(target / "d").st_mode & 07777, 0755u);  // no setgid bit inherited
+}
+
 TEST_F(ContextMaterializeTest, AnyBlobStoreWorksThroughItsReader) {
   std::vector<ManifestEntry> want = everyKind();
   ContextManifest manifest{want};
