@@ -3,7 +3,9 @@
 // included), mtimes, contents and symlink targets, and the context is materialized once for
 // several steps. Root only.
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,11 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "common/blob/directory_blob_store.h"
 #include "common/layer/layer_writer.h"
+#include "common/layer/unique_fd.h"
+#include "tests/support/shell.h"
 #include "tests/support/temp_dir.h"
 #include "tests/worker/layer_store/context_manifest_fixture.h"
 #include "worker/exec/step_runner.h"
 #include "worker/exec/step_spec.h"
+#include "worker/layer_store/context_materialize.h"
 #include "worker/layer_store/layer_store.h"
 
 namespace lf::worker::testing {
@@ -128,6 +134,62 @@ TEST_F(ContextCopyRootTest, CopyFromAManifestContextKeepsModesMtimesAndLinks) {
   v1::StepResult failed = runner.run(copySpec(base, broken, {"lost"}, "/lost"), noLog);
   EXPECT_NE(failed.outcome(), v1::STEP_OUTCOME_SUCCEEDED);
   EXPECT_NE(failed.error().find("'lost'"), std::string::npos) << failed.error();
+}
+
+// On a filesystem that shares extents (XFS, made on a loop device) a file is reflinked from its
+// blob, and the clone is still verified: a damaged blob is caught.
+TEST_F(ContextCopyRootTest, ReflinksOnXfsAndStillVerifies) {
+  if (lf::testing::runShell("command -v mkfs.xfs").code != 0) {
+    GTEST_SKIP() << "mkfs.xfs (xfsprogs) is not installed";
+  }
+  fs::path image = tmp_ / "xfs.img";
+  fs::path mnt = tmp_ / "xfs";
+  fs::create_directories(mnt);
+  auto made_fs = lf::testing::runShell("truncate -s 320M " + image.string() +
+                                       " && mkfs.xfs -q -m reflink=1 " + image.string() +
+                                       " && mount -o loop " + image.string() + " " + mnt.string());
+  if (made_fs.code != 0) {
+    GTEST_SKIP() << "cannot make and loop-mount an XFS filesystem: " << made_fs.text;
+  }
+  struct Unmount {
+    fs::path mnt;
+    ~Unmount() { umount2(mnt.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+
+  blob::DirectoryBlobStoreOptions options;
+  options.fsync = false;
+  auto blobs = blob::DirectoryBlobStore::open(mnt / "blobs", options);
+  ASSERT_TRUE(blobs.isOk()) << blobs.status().toString();
+  std::string big(8 << 20, 'r');
+  for (size_t i = 0; i < big.size(); i += 4096) {
+    big[i] = static_cast<char>(i >> 12);
+  }
+  ASSERT_TRUE((*blobs)->putBytes(big).isOk());
+  ASSERT_TRUE((*blobs)->putBytes("small").isOk());
+  ContextManifest manifest{{file("big.bin", 0644, 7, big, /*upload=*/false),
+                            file("small", 0600, 8, "small", /*upload=*/false)}};
+
+  fs::create_directories(mnt / "target");
+  layer::UniqueFd fd(::open((mnt / "target").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto made = materializeContext(manifest, **blobs, fd.get());
+  ASSERT_TRUE(made.isOk()) << made.status().toString();
+  EXPECT_EQ(made->reflinks, 2u);
+  EXPECT_EQ(readFile(mnt / "target/big.bin"), big);
+  EXPECT_EQ(readFile(mnt / "target/small"), "small");
+  EXPECT_EQ(lstatOf(mnt / "target/big.bin").st_mtim.tv_sec, 7);
+
+  // Damage the blob in place (same size): the clone carries the damage and its hash says so.
+  fs::path blob = (*blobs)->blobPath(Digest::sha256Of(big));
+  std::string damaged = big;
+  damaged[5 << 20] ^= 0x20;
+  fs::permissions(blob, fs::perms::owner_write, fs::perm_options::add);
+  ASSERT_TRUE(lf::testing::writeFile(blob, damaged));
+  fs::create_directories(mnt / "target2");
+  layer::UniqueFd fd2(::open((mnt / "target2").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto failed = materializeContext(manifest, **blobs, fd2.get());
+  ASSERT_FALSE(failed.isOk());
+  EXPECT_EQ(failed.status().code(), StatusCode::kDataLoss) << failed.status().toString();
+  EXPECT_NE(failed.status().message().find("'big.bin'"), std::string::npos);
 }
 
 }  // namespace
