@@ -27,6 +27,14 @@
 // mismatch (a layer step without a layer, a layer for a metadata step, a base whose diff_ids and
 // layers differ) is kInvalidArgument naming the step or the field. Nothing is stored then.
 //
+// Layers are taken as the steps made them: workers store their layers uncompressed by default
+// (coordinator `layer_compression: none`), so the manifest assembleImage() stores lists
+// uncompressed tars for the build's own layers and the base's layers as they came. That local
+// manifest is what a build without push or export reports. Pushing or exporting goes through
+// distributionImage() (coordinator/assembly/layer_variants.h) first, which swaps in compressed
+// variants (same config, new manifest); the pushed/exported manifest's digest is the one a build
+// with push or output reports, so it equals the registry's.
+//
 // Free functions, no state; thread-safe as far as the BlobStore and RegistryClient are.
 
 #include <cstdint>
@@ -54,7 +62,7 @@ inline constexpr std::string_view kHistoryComment = "buildkit.dockerfile.v0";
 
 // One layer a step produced (or a base image layer).
 struct BuiltLayer {
-  oci::Descriptor descriptor;  // the compressed blob in the store
+  oci::Descriptor descriptor;  // the layer blob in the store (uncompressed tar or compressed)
   Digest diff_id;              // SHA-256 of the uncompressed tar
   // The step changed nothing (e.g. `RUN true`). Also inferred when diff_id is the digest of an
   // empty tar (1024 zero bytes), which is what layer::writeLayer makes of an unchanged upper dir.

@@ -32,7 +32,8 @@ Result<std::vector<HistoryEntry>> historyEntries(const oci::ImageConfig& config,
 
 // The ImageRecord to store after assembly (StateStore), so `layerfarm history` can answer later:
 // digests, media type, platform ("linux/arm64/v8"), created time and historyEntries() with each
-// layer's blob size (compressed, as the manifest lists it).
+// layer's blob size as the given image lists it (pass the local image: uncompressed sizes for the
+// build's own layers, as `docker history` shows; base layers as they came).
 Result<ImageRecord> imageRecordOf(const AssembledImage& image, std::vector<std::string> references,
                                   std::string build_id);
 

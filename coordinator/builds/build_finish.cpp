@@ -10,6 +10,7 @@
 
 #include "common/registry/reference.h"
 #include "coordinator/assembly/image_history.h"
+#include "coordinator/assembly/layer_variants.h"
 #include "coordinator/builds/build_driver.h"
 #include "coordinator/builds/build_events.h"
 #include "coordinator/builds/unix_time.h"
@@ -18,13 +19,32 @@ namespace lf::coordinator {
 
 Status BuildDriver::finish() {
   message("assembling the image");
-  LF_ASSIGN_OR_RETURN(AssembledImage image, assembleStage(plan_.target_stage));
+  LF_ASSIGN_OR_RETURN(AssembledImage local, assembleStage(plan_.target_stage));
   std::vector<std::string> references;
   for (const auto& tag : rec_.request.tags) {
     auto ref = registry::Reference::parse(tag);
     references.push_back(ref.isOk() ? ref->toString() : tag);
   }
-  LF_ASSIGN_OR_RETURN(ImageRecord record, imageRecordOf(image, references, rec_.id));
+  // History sizes come from the local image: uncompressed for the build's own layers, which is
+  // what `docker history` shows.
+  LF_ASSIGN_OR_RETURN(ImageRecord record, imageRecordOf(local, references, rec_.id));
+  // What leaves the farm has compressed layers (layer_variants.h); the digest the build reports
+  // and records is that image's, so it matches the registry's. Without push or export nothing
+  // is compressed and the local manifest (uncompressed layers) is the result.
+  const bool distribute = rec_.request.push || !rec_.request.output.empty();
+  AssembledImage image = local;
+  if (distribute) {
+    if (cancelRequested()) return cancelled("cancelled");
+    DistributionOptions options;
+    options.compression = m_.options_.push_compression;
+    options.progress = [this](std::string_view text) { message(text); };
+    options.metrics = m_.deps_.metrics;
+    LF_ASSIGN_OR_RETURN(DistributionImage dist,
+                        distributionImage(m_.deps_.state, m_.deps_.blobs, local, options));
+    image = std::move(dist.image);
+    record.manifest_digest = image.manifest.digest;
+    record.media_type = image.manifest.media_type;
+  }
   LF_RETURN_IF_ERROR(m_.deps_.state.putImage(record));
   if (rec_.request.push) {
     if (cancelRequested()) return cancelled("cancelled");

@@ -40,6 +40,7 @@
 
 #include "common/base/status.h"
 #include "common/blob/blob_store.h"
+#include "common/layer/compression.h"
 #include "common/plan/build_plan.h"
 #include "common/registry/registry_client.h"
 #include "coordinator/builds/base_resolver.h"
@@ -71,8 +72,14 @@ struct BuildManagerOptions {
   // Builds running (planning, waiting for jobs, assembling) at once; the others wait queued.
   // Values below 1 count as 1. Default: 8.
   int max_concurrent_builds = 8;
-  // Layer compression the workers use. Default: gzip (what every registry and runtime reads).
-  layerfarm::v1::Compression compression = layerfarm::v1::COMPRESSION_GZIP;
+  // Layer compression the workers use for the layers they build. Default: none (BuildKit keeps
+  // its snapshots uncompressed too): a rebuild does not pay for compressing a layer; pushing or
+  // exporting compresses each layer once, with push_compression (coordinator/assembly/
+  // layer_variants.h).
+  layerfarm::v1::Compression compression = layerfarm::v1::COMPRESSION_NONE;
+  // Compression of the layers pushed or exported (kGzip or kZstd). Default: gzip (what every
+  // registry and runtime reads).
+  layer::Compression push_compression = layer::Compression::kGzip;
   // Finished builds whose full event logs (with step output) stay in memory for late readers;
   // older ones are rebuilt from their record without the output. Default: 64.
   size_t keep_finished_logs = 64;

@@ -48,6 +48,24 @@ FieldReader hostPort(HostPort& out, ConfigProblems& p) {
   };
 }
 
+// A compression name among `allowed` ("none", "gzip", "zstd": layer::compressionName).
+FieldReader compression(layer::Compression& out, std::vector<layer::Compression> allowed,
+                        ConfigProblems& p) {
+  return [&out, allowed = std::move(allowed), p = &p](const YAML::Node& n, const std::string& k) {
+    std::string text;
+    if (!config::readScalar(n, k, text, *p)) return;
+    std::string names;
+    for (layer::Compression c : allowed) {
+      if (layer::compressionName(c) == text) {
+        out = c;
+        return;
+      }
+      names += std::string(names.empty() ? "" : ", ") + std::string(layer::compressionName(c));
+    }
+    p->add(n, k, "must be one of " + names + ", got \"" + text + "\"");
+  };
+}
+
 bool validToken(const std::string& token) {
   return !token.empty() && std::all_of(token.begin(), token.end(),
                                        [](char c) { return c > ' ' && c < 0x7f; });
@@ -164,6 +182,14 @@ Result<CoordinatorConfig> parseCoordinatorConfig(std::string_view yaml, std::str
                               r.integer(c.resolution_ttl_ms, 0, 86'400'000)}})},
         {"resume_builds", r.boolean(c.resume_builds)},
         {"max_context_bytes", r.integer(c.max_context_bytes, 1, config::kMaxI64)},
+        {"layer_compression",
+         compression(c.layer_compression,
+                     {layer::Compression::kNone, layer::Compression::kGzip,
+                      layer::Compression::kZstd},
+                     p)},
+        {"push_compression",
+         compression(c.push_compression, {layer::Compression::kGzip, layer::Compression::kZstd},
+                     p)},
     };
     readMap(root, "", readers, p);
     validate(c, seen, worker_token_file, p);

@@ -19,6 +19,8 @@
 //   scheduler: {lease_ms: 30000, heartbeat_timeout_ms: 15000, max_attempts: 3}
 //   builds: {max_concurrent: 64, resolution_ttl_ms: 60000}
 //   max_context_bytes: 4294967296
+//   layer_compression: none           # layers workers store while building: none|gzip|zstd
+//   push_compression: gzip            # layers pushed/exported: gzip|zstd
 //
 // Thread-safety: plain value. Errors: kInvalidArgument listing every problem; kNotFound /
 // kPermissionDenied when the file (or a token file) cannot be read.
@@ -30,6 +32,7 @@
 #include <vector>
 
 #include "common/base/status.h"
+#include "common/layer/compression.h"
 #include "coordinator/api/http_server.h"
 
 namespace lf::coordinator {
@@ -75,6 +78,14 @@ struct CoordinatorConfig {
   bool resume_builds = true;
   // Key `max_context_bytes`. Default 4 GiB.
   uint64_t max_context_bytes = 4ull << 30;
+  // Key `layer_compression`: how workers store the layers they build, `none`, `gzip` or `zstd`.
+  // Default none: a rebuild does not spend time compressing (as BuildKit, which keeps snapshots
+  // uncompressed); layers are compressed once when an image is pushed or exported.
+  layer::Compression layer_compression = layer::Compression::kNone;
+  // Key `push_compression`: the compression of uncompressed layers in pushed and exported images,
+  // `gzip` or `zstd`. Default gzip (every registry and runtime reads it). Each layer is
+  // compressed once and the result remembered (coordinator/assembly/layer_variants.h).
+  layer::Compression push_compression = layer::Compression::kGzip;
 };
 
 Result<CoordinatorConfig> parseCoordinatorConfig(std::string_view yaml, std::string_view source);

@@ -111,6 +111,18 @@ int run(const CoordinatorConfig& config) {
   build_options.data_dir = config.data_dir;
   build_options.default_platform = *platform;
   build_options.max_concurrent_builds = config.max_concurrent_builds;
+  switch (config.layer_compression) {
+    case layer::Compression::kNone:
+      build_options.compression = layerfarm::v1::COMPRESSION_NONE;
+      break;
+    case layer::Compression::kGzip:
+      build_options.compression = layerfarm::v1::COMPRESSION_GZIP;
+      break;
+    case layer::Compression::kZstd:
+      build_options.compression = layerfarm::v1::COMPRESSION_ZSTD;
+      break;
+  }
+  build_options.push_compression = config.push_compression;
   BuildManager builds(BuildManagerDeps{.state = **state,
                                        .blobs = **blobs,
                                        .resolver = &resolver,

@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/blob/directory_blob_store.h"
 #include "common/context/context_scanner.h"
 #include "common/context/context_tar.h"
+#include "common/oci/manifest.h"
 #include "common/registry/image_transfer.h"
 #include "coordinator/builds/build_manager.h"
 #include "tests/common/registry/test_image.h"
@@ -137,6 +139,80 @@ TEST_F(BuildManagerRegistryTest, BuildsFromARegistryImageAndPushes) {
   auto image = manager_->image(tag);
   ASSERT_TRUE(image.isOk() && image->has_value());
   EXPECT_EQ((*image)->history.size(), 3u);  // two base entries and the RUN
+  // What the farm reports and records is what the registry holds.
+  EXPECT_EQ(result["manifest_digest"], pushed->digest.toString());
+  EXPECT_EQ((*image)->manifest_digest, pushed->digest);
+}
+
+// Build layers are stored uncompressed; the pushed image has gzip layers whose manifest digest is
+// the one the build reports; a second push of the same layers compresses nothing.
+TEST_F(BuildManagerRegistryTest, PushedLayersAreGzipAndCompressedOnce) {
+  const std::string from = server_->host() + "/library/base:1";
+  Caller team{.tenant = "team", .namespaces = {"team"}, .any_namespace = false};
+  auto build = [&](const std::string& tag) {
+    BuildRequest request;
+    request.context_digest = context("FROM " + from + "\nRUN make\n");
+    request.tags = {tag};
+    request.push = true;
+    auto submitted = manager_->submit(team, request);
+    EXPECT_TRUE(submitted.isOk()) << submitted.status().toString();
+    std::vector<std::string> messages;
+    if (!submitted.isOk()) return std::make_pair(BuildRecord{}, messages);
+    auto log = manager_->events(submitted->id);
+    EXPECT_TRUE(log.isOk());
+    size_t next = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (log.isOk() && std::chrono::steady_clock::now() < deadline) {
+      auto slice = (*log)->read(next, deadline);
+      for (const auto& e : slice.events) {
+        auto json = nlohmann::json::parse(e);
+        if (json["type"] == "message") messages.push_back(json["text"]);
+      }
+      next = slice.next;
+      if (slice.closed) break;
+    }
+    auto record = manager_->getBuild(submitted->id);
+    EXPECT_TRUE(record.isOk() && record->has_value());
+    return std::make_pair(record.isOk() && record->has_value() ? **record : BuildRecord{},
+                          messages);
+  };
+  auto compressing = [](const std::vector<std::string>& messages) {
+    return std::count_if(messages.begin(), messages.end(), [](const std::string& m) {
+      return m.rfind("compressing layer sha256:", 0) == 0;
+    });
+  };
+
+  auto [first, first_messages] = build(server_->host() + "/team/app:1");
+  ASSERT_EQ(first.state, BuildState::kSucceeded) << first.failure_reason;
+  ASSERT_EQ(first.steps.size(), 2u);
+  ASSERT_TRUE(first.steps[1].layer.has_value());
+  EXPECT_EQ(first.steps[1].layer->media_type, "application/vnd.oci.image.layer.v1.tar");
+  EXPECT_EQ(first.steps[1].layer->digest, first.steps[1].diff_id);
+  // The base's two layers (uncompressed in this registry) and the RUN layer.
+  EXPECT_EQ(compressing(first_messages), 3);
+
+  auto fetched = client_->getManifest({server_->host(), "team/app"}, "1");
+  ASSERT_TRUE(fetched.isOk()) << fetched.status().toString();
+  EXPECT_EQ(fetched->digest, first.manifest_digest);
+  auto manifest = oci::Manifest::fromJson(fetched->bytes);
+  ASSERT_TRUE(manifest.isOk()) << manifest.status().toString();
+  ASSERT_EQ(manifest->layers.size(), 3u);
+  for (const auto& layer : manifest->layers) {
+    EXPECT_EQ(layer.media_type, "application/vnd.oci.image.layer.v1.tar+gzip");
+    auto stat = client_->statBlob({server_->host(), "team/app"}, layer.digest);
+    ASSERT_TRUE(stat.isOk()) << stat.status().toString();
+    EXPECT_EQ(*stat, std::optional<uint64_t>(layer.size)) << layer.digest.toString();
+  }
+  EXPECT_EQ(manifest->config.digest, first.config_digest);
+
+  // Same layers again (a cache hit) to another tag: the variants are reused.
+  auto [second, second_messages] = build(server_->host() + "/team/app:2");
+  ASSERT_EQ(second.state, BuildState::kSucceeded) << second.failure_reason;
+  EXPECT_EQ(compressing(second_messages), 0);
+  EXPECT_EQ(second.manifest_digest, first.manifest_digest);
+  auto head = client_->headManifest({server_->host(), "team/app"}, "2");
+  ASSERT_TRUE(head.isOk()) << head.status().toString();
+  EXPECT_EQ(head->digest, second.manifest_digest);
 }
 
 }  // namespace

@@ -1,9 +1,10 @@
 #pragma once
 
 // FakeJobBroker: a JobBroker for build-manager tests that "runs" each job in-process: it writes
-// a real gzip layer (one file named after the job's key) into the blob store with the real layer
-// writer, then reports JobAssigned, a log line and kSucceeded from its own thread, as the real
-// broker does from its network thread. A job whose RUN command contains "exit 1" fails.
+// a real layer (one file named after the job's key, compressed as the spec says) into the blob
+// store with the real layer writer, then reports JobAssigned, a log line and kSucceeded from its
+// own thread, as the real broker does from its network thread. A job whose RUN command contains
+// "exit 1" fails.
 //
 // Jobs run at once in auto mode; in manual mode they wait until the test calls run(job_id) /
 // fail(job_id). Equal keys share one job (dedupe), as in the Scheduler.
@@ -211,6 +212,17 @@ class FakeJobBroker : public JobBroker {
       layer::LayerOptions options;
       options.source_date_epoch = 0;
       options.threads = 1;
+      // As the worker does (worker/exec/step_runner.cpp): the spec's compression.
+      switch (job.request.spec.compression()) {
+        case layerfarm::v1::COMPRESSION_NONE:
+          options.compression = layer::Compression::kNone;
+          break;
+        case layerfarm::v1::COMPRESSION_ZSTD:
+          options.compression = layer::Compression::kZstd;
+          break;
+        default:
+          options.compression = layer::Compression::kGzip;
+      }
       auto info = layer::writeLayer(dir.path(), options, store_);
       EXPECT_TRUE(info.isOk()) << info.status().toString();
       if (!info.isOk()) return;

@@ -26,6 +26,8 @@ TEST(CoordinatorConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c->lease_ms, 30'000);
   EXPECT_EQ(c->max_attempts, 3);
   EXPECT_TRUE(c->resume_builds);
+  EXPECT_EQ(c->layer_compression, layer::Compression::kNone);
+  EXPECT_EQ(c->push_compression, layer::Compression::kGzip);
 }
 
 TEST(CoordinatorConfigTest, EveryFieldIsRead) {
@@ -48,7 +50,9 @@ TEST(CoordinatorConfigTest, EveryFieldIsRead) {
       "heartbeat_interval_ms: 100\n"
       "builds: {max_concurrent: 3, resolution_ttl_ms: 0}\n"
       "resume_builds: false\n"
-      "max_context_bytes: 1000\n",
+      "max_context_bytes: 1000\n"
+      "layer_compression: zstd\n"
+      "push_compression: zstd\n",
       "c.yaml");
   ASSERT_TRUE(c.isOk()) << c.status().toString();
   EXPECT_EQ(c->listen.toString(), "0.0.0.0:8080");
@@ -72,6 +76,35 @@ TEST(CoordinatorConfigTest, EveryFieldIsRead) {
   EXPECT_EQ(c->resolution_ttl_ms, 0);
   EXPECT_FALSE(c->resume_builds);
   EXPECT_EQ(c->max_context_bytes, 1000u);
+  EXPECT_EQ(c->layer_compression, layer::Compression::kZstd);
+  EXPECT_EQ(c->push_compression, layer::Compression::kZstd);
+}
+
+TEST(CoordinatorConfigTest, CompressionKeysNameTheAllowedValues) {
+  auto c = parseCoordinatorConfig(
+      "data_dir: /d\n"
+      "blob_store: {directory: /b}\n"
+      "layer_compression: gzip\n",
+      "c.yaml");
+  ASSERT_TRUE(c.isOk()) << c.status().toString();
+  EXPECT_EQ(c->layer_compression, layer::Compression::kGzip);
+
+  c = parseCoordinatorConfig(
+      "data_dir: /d\n"
+      "blob_store: {directory: /b}\n"
+      "layer_compression: lz4\n"
+      "push_compression: none\n",
+      "c.yaml");
+  ASSERT_FALSE(c.isOk());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  const std::string& m = c.status().message();
+  EXPECT_NE(m.find("c.yaml:3"), std::string::npos) << m;
+  EXPECT_NE(m.find("layer_compression: must be one of none, gzip, zstd, got \"lz4\""),
+            std::string::npos)
+      << m;
+  EXPECT_NE(m.find("push_compression: must be one of gzip, zstd, got \"none\""),
+            std::string::npos)
+      << m;
 }
 
 TEST(CoordinatorConfigTest, EveryProblemIsReportedWithItsLine) {
