@@ -20,6 +20,7 @@ packages=(
   # real peers used by tests and benchmarks
   openssl pigz zstd docker-registry skopeo umoci runc busybox-static apache2-utils
   prometheus  # promtool checks the coordinator's /metrics
+  xfsprogs  # mkfs.xfs: the worker's reflink path (FICLONE) is tested on a loop-mounted XFS
 )
 
 missing=()
