@@ -21,7 +21,8 @@
 //   l/<name>/meta             metadata, text: format line, full diff ID, blob digest, media type,
 //                             size in bytes. Its mtime is the layer's last use (LRU key), set
 //                             with utimensat on acquire and release: one syscall, atomic, and
-//                             kept across restarts.
+//                             kept across restarts. Format 2 adds the boot id of its publish.
+//   l/<name>/synced           empty; present once the layer's data is known to be on disk
 //   tmp/<prefix>-XXXXXX/      staging dirs: unpacks and adoptions in progress, evicted layers
 //                             being deleted
 // A layer is built in a staging dir (fs/ and meta) and published with one
@@ -79,12 +80,46 @@
 // Ownership: the store must outlive its Leases and the BlobStore must outlive the store.
 // Errors: a blob missing from the blob store is kNotFound naming its digest; a layer whose
 // uncompressed tar does not hash to its diff ID (or a blob that does not hash to its digest) is
-// kDataLoss naming both digests; a failed unpack leaves nothing behind. Durability: with
-// options.sync (the default) a layer's data is on disk before it is published; LRU times
-// (mtimes) are not synced. flock on NFS is not relied on: the root must be a local filesystem.
+// kDataLoss naming both digests; a failed unpack leaves nothing behind. LRU times (mtimes) are
+// never synced. flock on NFS is not relied on: the root must be a local filesystem.
+//
+// Durability (options.sync, options.sync_mode). The unpacked layers are a cache: the blob store
+// holds the truth (its blobs are fsynced when committed), so a layer lost to a power cut can be
+// made again, but a layer whose files silently lost their data must never be used. Flushing
+// before every publish (LayerSyncMode::kEachPublish: one syncfs per unpack, adoption or
+// materialized context) guarantees that, but costs ~70 ms after writing 20 MB on an idle disk
+// and up to 600 ms on a busy one, on the critical path of every step. The default,
+// LayerSyncMode::kDeferred, publishes without syncing and relies on this: data in the page cache
+// survives the death of any process (kill -9 included) and is lost only when the kernel goes down
+// (power loss, OS crash), after which the machine boots again with a new
+// /proc/sys/kernel/random/boot_id. So:
+//   - Each layer's metadata records the boot id it was published in (format 2; a format-1 layer
+//     predates deferral and was synced before it was published).
+//   - flush() (and a background thread every options.sync_interval_ms while layers are pending)
+//     takes a shared flock on each pending layer it knows of, calls syncfs once, then creates an
+//     empty file l/<name>/synced through the locked directory's fd and drops the locks. The marker
+//     is created after syncfs returned, so whenever it exists on disk (after any crash) the
+//     layer's data does too; if the marker itself is lost the layer merely counts as pending.
+//   - Whoever loads a layer from disk (open(), a miss that finds another process's layer, the
+//     rescan before eviction) keeps it when it has a marker or comes from the current boot (the
+//     page cache still holds whatever was not written back), and discards it when it is pending
+//     from another boot: it may have lost data.
+// Why a marker per layer rather than a store-wide "synced through publish N" file: several
+// processes publish into one root (layer_dirs.h), so a sequence number would have to be shared
+// between them (a counter file, plus care when a power loss rolls it back), and a layer that
+// survived a reboot would have to stay matched to its boot's counter forever. A marker concerns
+// one directory, is created through a locked fd (so it can never land on a newer layer that
+// replaced an evicted one under the same name), travels with the layer when it is evicted, and
+// any process's flush may mark any process's layers: syncfs covers the whole filesystem.
+// The flock held across syncfs makes evictors skip the layers being marked (they need the
+// exclusive lock), so a flush never races a delete. A syncfs that fails (a writeback error)
+// marks nothing; the pending layers nobody uses are then discarded, and the ones in use stay
+// pending, never marked by this process (a later syncfs on the same fd would no longer report
+// the error), so they are discarded after a reboot.
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -108,6 +143,12 @@ struct LayerRef {
   std::string media_type;
 };
 
+// How published layers reach the disk; see "Durability" above.
+enum class LayerSyncMode {
+  kDeferred,     // publish without syncing; flush() in the background
+  kEachPublish,  // syncfs before every publish
+};
+
 struct LayerStoreOptions {
   // Directory holding the store; created when missing. Must be on the filesystem of the overlay
   // upper dirs that are adopt()ed (adoption is a rename).
@@ -118,10 +159,20 @@ struct LayerStoreOptions {
   // Device nodes in layers: skipped by default (a step must not get a host device through a
   // layer; the sandbox provides /dev).
   layer::DevicePolicy devices = layer::DevicePolicy::kSkip;
-  // Flush the filesystem (syncfs) before publishing each unpacked or adopted layer, so a power
-  // loss cannot leave a layer whose files lost their data under a valid name. Off only for
-  // scratch stores in tests.
+  // Whether layers are made durable at all (see "Durability" above). false: never sync, for
+  // scratch stores in tests; a pending layer from another boot is still discarded on load.
   bool sync = true;
+  // With `sync`: how. kDeferred (the default) publishes at once and syncs in the background;
+  // kEachPublish syncs before publishing each layer.
+  LayerSyncMode sync_mode = LayerSyncMode::kDeferred;
+  // kDeferred: the background thread flushes this often (milliseconds) while layers are pending.
+  // 0: no thread; only flush() and the destructor flush.
+  uint32_t sync_interval_ms = 5000;
+  // Test seams. sync_fs flushes the filesystem holding the open directory `fd`; default
+  // syncfs(2). boot_id identifies this boot; default /proc/sys/kernel/random/boot_id (if that
+  // cannot be read, kDeferred falls back to kEachPublish, with a warning).
+  std::function<Status(int fd)> sync_fs;
+  std::string boot_id;
 };
 
 class LayerStore {
@@ -187,13 +238,17 @@ class LayerStore {
     uint64_t hits = 0;       // layers acquired without fetching (present, or found on disk)
     uint64_t misses = 0;     // layers fetched from the blob store and unpacked
     uint64_t evictions = 0;  // layers this process evicted
+    uint64_t pending = 0;    // indexed layers not known to be on disk yet (kDeferred)
+    uint64_t flushes = 0;    // syncfs calls made by flush()
   };
 
   // Opens (creating if needed) the store at options.root, rebuilds the index from disk, deletes
-  // layers with missing or corrupt metadata and the staging dirs of dead processes, then evicts
-  // to the budget.
+  // layers with missing or corrupt metadata, layers left pending by an earlier boot and the
+  // staging dirs of dead processes, then evicts to the budget. Starts the flusher thread
+  // (kDeferred with a sync_interval_ms).
   static Result<std::unique_ptr<LayerStore>> open(const LayerStoreOptions& options,
                                                   blob::BlobStore& blobs);
+  // Stops the flusher thread, then flushes what is pending (kDeferred; errors are logged).
   ~LayerStore();
   LayerStore(const LayerStore&) = delete;
   LayerStore& operator=(const LayerStore&) = delete;
@@ -227,6 +282,12 @@ class LayerStore {
   // total is over budget. A long-lived process whose acquires all hit should call it now and
   // then to account for layers other processes added.
   Status evictToBudget();
+
+  // kDeferred: makes every pending layer in this process's index durable (one syncfs) and marks
+  // it so (see "Durability" above). No syncfs when nothing is pending; one flush at a time. A
+  // failed syncfs is returned, after discarding the pending layers nobody uses. A no-op in the
+  // other modes.
+  Status flush();
 
   // <root>/l: the directory relativeDirs() are relative to.
   const std::filesystem::path& layersDir() const { return layers_dir_; }
