@@ -308,6 +308,12 @@ Result<ContextUploadResult> uploadContext(const ApiClient& client, const fs::pat
   } else {
     LF_ASSIGN_OR_RETURN(ApiResponse posted, client.send("POST", "/v1/contexts", encoded,
                                                         context::kContextManifestMediaType));
+    if (posted.status == 404 || posted.status == 405) {
+      return failedPrecondition("the coordinator at " + client.server() +
+                                " predates the incremental context upload (POST /v1/contexts "
+                                "answered " +
+                                std::to_string(posted.status) + "); upgrade it");
+    }
     LF_ASSIGN_OR_RETURN(nlohmann::json answer, jsonAnswer(posted, "sending the context manifest"));
     LF_ASSIGN_OR_RETURN(std::vector<TarFile> files, filesFor(answer["missing"], manifest));
     if (!files.empty()) {

@@ -268,6 +268,7 @@ struct Farm {
   std::vector<std::vector<std::string>> puts;  // the entry names of each PUT .../files tar
   std::string upload_error;                    // the first contract violation seen
   std::function<void()> on_post;               // runs before the POST /v1/contexts answer
+  bool old_coordinator = false;                // no POST /v1/contexts route
 
   Reply contextAnswer(const std::string& id, int status) {
     nlohmann::json missing = nlohmann::json::array();
@@ -325,7 +326,9 @@ struct Farm {
   Reply handle(const Request& r) {
     std::unique_lock lock(mu);
     const std::string prefix = "/v1/contexts/";
-    if (r.method == "POST" && r.target == "/v1/contexts") return postManifest(r);
+    if (r.method == "POST" && r.target == "/v1/contexts" && !old_coordinator) {
+      return postManifest(r);
+    }
     if (r.target.rfind(prefix, 0) == 0) {
       std::string rest = r.target.substr(prefix.size());
       if (r.method == "HEAD") return jsonReply(ready.count(rest) ? 200 : 404, "");
@@ -511,6 +514,21 @@ TEST(BuildCommand, AFileChangedDuringTheUploadFailsNamingIt) {
       << run.err;
   EXPECT_EQ(server.count("POST", "/v1/builds"), 0);
   EXPECT_TRUE(farm.ready.empty());
+}
+
+TEST(BuildCommand, AnOldCoordinatorGetsAClearError) {
+  Farm farm;
+  farm.old_coordinator = true;
+  FakeServer server([&](const Request& r) { return farm.handle(r); });
+  TempDir ctx;
+  ctx.write("Dockerfile", "FROM busybox\n");
+  CliRun run = runCliWith({"build", "--server", server.url(), ctx.path().string()});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find("the coordinator at " + server.url() +
+                         " predates the incremental context upload (POST /v1/contexts answered "
+                         "404); upgrade it"),
+            std::string::npos)
+      << run.err;
 }
 
 TEST(BuildCommand, FailedBuildExitsOneWithTheStepOutput) {
