@@ -14,6 +14,7 @@
 #include "common/layer/secure_fs.h"
 #include "common/layer/unique_fd.h"
 #include "worker/copy/copy_executor.h"
+#include "worker/exec/bind_mount.h"
 #include "worker/exec/step_spec.h"
 
 namespace lf::worker {
@@ -174,10 +175,31 @@ struct StepState {
   v1::StepResult result;
 };
 
+// The step's RUN mounts for the sandbox. Cache locks and the leases of bind mounts' layers are
+// kept in `held` until the sandbox has exited. A bind mount the step itself got wrong (a missing
+// source) sets the step's outcome to FAILED and stops.
+struct HeldByMounts {
+  std::vector<layer::UniqueFd> locks;
+  std::vector<LayerStore::Lease> leases;
+};
+
 Result<std::vector<sandbox::MountSpec>> prepareMounts(StepState& s, const StepDir& dir,
-                                                      std::vector<layer::UniqueFd>& locks) {
+                                                      HeldByMounts& held) {
   std::vector<sandbox::MountSpec> mounts;
-  for (const auto& m : s.spec.run().mounts()) {
+  for (int i = 0; i < s.spec.run().mounts_size(); ++i) {
+    const v1::RunMount& m = s.spec.run().mounts(i);
+    if (m.type() == v1::RunMount::TYPE_BIND) {
+      LF_ASSIGN_OR_RETURN(BindMount bind,
+                          prepareBindMount(m, s.layers, dir.path() / ("bind" + std::to_string(i))));
+      if (!bind.step_error.empty()) {
+        s.result.set_outcome(v1::STEP_OUTCOME_FAILED);
+        s.result.set_error(bind.step_error);
+        return mounts;
+      }
+      held.leases.push_back(std::move(bind.lease));
+      mounts.push_back(std::move(bind.mount));
+      continue;
+    }
     sandbox::MountSpec out;
     out.target = m.target();
     out.readonly = m.readonly();
@@ -203,7 +225,7 @@ Result<std::vector<sandbox::MountSpec>> prepareMounts(StepState& s, const StepDi
         if (!lock || ::flock(lock.get(), LOCK_EX) != 0) {
           return errnoStatus(errno, "lock cache mount " + lock_path.string());
         }
-        locks.push_back(std::move(lock));
+        held.locks.push_back(std::move(lock));
       } else if (!m.sharing().empty() && m.sharing() != "shared" && m.sharing() != "private") {
         return invalidArgument("--mount sharing=" + m.sharing() +
                                ": expected shared, private or locked");
@@ -213,7 +235,6 @@ Result<std::vector<sandbox::MountSpec>> prepareMounts(StepState& s, const StepDi
     }
     mounts.push_back(std::move(out));
   }
-  (void)dir;
   return mounts;
 }
 
@@ -274,9 +295,12 @@ Status runCommand(StepState& s, const StepDir& dir, const std::vector<fs::path>&
         "RUN --network=host is not allowed by this worker's configuration "
         "(allow_host_network)");
   }
-  std::vector<layer::UniqueFd> cache_locks;
+  HeldByMounts held;
   sandbox::ProcessSpec proc = processSpec(s);
-  LF_ASSIGN_OR_RETURN(proc.mounts, prepareMounts(s, dir, cache_locks));
+  LF_ASSIGN_OR_RETURN(proc.mounts, prepareMounts(s, dir, held));
+  if (s.result.outcome() != v1::STEP_OUTCOME_UNSPECIFIED) {
+    return Status::ok();  // the step's own fault, already described
+  }
 
   cgroup::CgroupLimits limits = cgroupLimits(s);
   std::unique_ptr<cgroup::Cgroup> group;
@@ -427,7 +451,8 @@ v1::StepResult StepRunner::run(const v1::StepSpec& spec, const LogCallback& log,
                                sandbox::Canceller* cancel) {
   auto start = Clock::now();
   if (Status valid = validateStepSpec(spec); !valid.isOk()) {
-    return errorResult(spec, v1::STEP_OUTCOME_ERROR, valid.withContext("invalid step spec"));
+    // No worker can run it: FAILED, so the coordinator does not retry it elsewhere.
+    return errorResult(spec, v1::STEP_OUTCOME_FAILED, valid.withContext("invalid step spec"));
   }
   StepState s{spec, options_, blobs_, layers_, log, cancel, {}};
   s.result.set_step_id(spec.step_id());

@@ -3,7 +3,8 @@
 // StepRunner: runs one build step (a StepSpec) from its parent layers to its result layer.
 //
 //   1. materialize: pin the parent chain in the LayerStore (fetching and unpacking what is
-//      missing); for COPY/ADD also the source (the context blob, or the --from chain);
+//      missing); for COPY/ADD also the source (the context blob, or the --from chain); for
+//      RUN --mount=type=bind the mount's from chain (bind_mount.h);
 //   2. run: RUN in the sandbox (worker/sandbox) inside a per-step cgroup (worker/cgroup) with the
 //      spec's limits; COPY/ADD with copyIntoRoot (worker/copy) on the overlay-mounted root in a
 //      child process with a private mount namespace, no process in the sandbox;
@@ -17,7 +18,9 @@
 // Error contract: run() never fails as a call; every outcome is a StepResult (SUCCEEDED, FAILED
 // with the exit status and last output lines, TIMED_OUT, LIMIT_EXCEEDED, CANCELLED, or ERROR for
 // problems that are not the step's fault, e.g. a missing blob or a sandbox failure), with the
-// error text naming the step and what went wrong.
+// error text naming the step and what went wrong. A spec no worker can run (it fails
+// validateStepSpec: a bad field, an unsupported mount type) and a bind mount whose source is not
+// in its from filesystem are FAILED, never ERROR, so the coordinator does not retry them.
 //
 // Thread-safety: run() may be called from several threads at once (one step each); the blob
 // store and the layer store are thread-safe. Ownership: the stores outlive the runner.

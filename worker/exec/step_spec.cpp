@@ -2,6 +2,9 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "common/oci/media_types.h"
 
 namespace lf::worker {
@@ -41,6 +44,52 @@ Status validateConfig(const v1::ProcessConfig& config) {
   return Status::ok();
 }
 
+std::string lowerCase(std::string text) {
+  for (char& c : text) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return text;
+}
+
+// "a/b" is "a" or below it; both normalised, relative.
+bool isSameOrBelow(const std::string& path, const std::string& dir) {
+  return path.compare(0, dir.size(), dir) == 0 &&
+         (path.size() == dir.size() || path[dir.size()] == '/');
+}
+
+// A mount target as a normalised relative path ("/a//./b/" -> "a/b"). The sandbox needs it
+// absolute, without "..", not the root and not on what it provides itself (/proc, /sys, /dev,
+// the /etc files); it checks again, but a spec problem found here fails the step at once.
+Result<std::string> mountTarget(const std::string& path, const std::string& field) {
+  LF_RETURN_IF_ERROR(checkNoNul(path, field));
+  if (path.empty() || path.front() != '/') {
+    return invalidArgument(field + ": must be an absolute path");
+  }
+  std::string rel;
+  for (size_t pos = 0; pos < path.size();) {
+    size_t end = std::min(path.find('/', pos), path.size());
+    std::string part = path.substr(pos, end - pos);
+    pos = end + 1;
+    if (part == "..") {
+      return invalidArgument(field + ": \"" + path + "\" has a \"..\" component");
+    }
+    if (!part.empty() && part != ".") {
+      rel += (rel.empty() ? "" : "/") + part;
+    }
+  }
+  if (rel.empty()) {
+    return invalidArgument(field + ": the root cannot be a mount target");
+  }
+  for (const char* reserved :
+       {"proc", "sys", "dev", "etc/hosts", "etc/resolv.conf", "etc/hostname"}) {
+    if (isSameOrBelow(rel, reserved)) {
+      return invalidArgument(field + ": \"" + path + "\" is provided by the sandbox (/" + reserved +
+                             ")");
+    }
+  }
+  return rel;
+}
+
 Status validateRun(const v1::RunStep& run) {
   if (run.command_size() == 0) {
     return invalidArgument("run.command: empty");
@@ -51,22 +100,32 @@ Status validateRun(const v1::RunStep& run) {
   for (int i = 0; i < run.command_size(); ++i) {
     LF_RETURN_IF_ERROR(checkNoNul(run.command(i), "run.command[" + std::to_string(i) + "]"));
   }
+  std::vector<std::string> targets;
   for (int i = 0; i < run.mounts_size(); ++i) {
     const auto& mount = run.mounts(i);
     const std::string field = "run.mounts[" + std::to_string(i) + "]";
-    if (mount.target().empty() || mount.target().front() != '/') {
-      return invalidArgument(field + ".target: must be an absolute path");
+    LF_ASSIGN_OR_RETURN(std::string target, mountTarget(mount.target(), field + ".target"));
+    for (const std::string& other : targets) {
+      if (isSameOrBelow(target, other) || isSameOrBelow(other, target)) {
+        return invalidArgument(field + ".target: \"" + mount.target() +
+                               "\" overlaps the target of another mount (/" + other + ")");
+      }
     }
+    targets.push_back(std::move(target));
     switch (mount.type()) {
       case v1::RunMount::TYPE_TMPFS:
       case v1::RunMount::TYPE_CACHE:
         break;
+      case v1::RunMount::TYPE_BIND:
+        LF_RETURN_IF_ERROR(checkNoNul(mount.source(), field + ".source"));
+        LF_RETURN_IF_ERROR(toLayerChain(mount.from(), field + ".from").status());
+        break;
       case v1::RunMount::TYPE_UNSPECIFIED:
         return invalidArgument(field + ".type: missing");
       default:
-        return unimplemented(field + ": --mount=type=" +
-                             v1::RunMount::Type_Name(mount.type()).substr(5) +
-                             " is not supported by the worker yet (tmpfs and cache are)");
+        return unimplemented(field + ": RUN --mount=type=" +
+                             lowerCase(v1::RunMount::Type_Name(mount.type()).substr(5)) +
+                             " is not supported by the worker (tmpfs, cache and bind are)");
     }
   }
   for (int i = 0; i < run.extra_hosts_size(); ++i) {

@@ -130,6 +130,46 @@ bool isSameOrBelow(const std::string& path, std::string_view dir) {
          (path.size() == dir.size() || path[dir.size()] == '/');
 }
 
+Status checkAbsolute(const std::filesystem::path& path, std::string_view what) {
+  if (!path.is_absolute()) {
+    return invalidArgument(std::string(what) + " \"" + path.string() +
+                           "\" is not an absolute path");
+  }
+  return Status::ok();
+}
+
+// The tree a bind mount is taken from: a host dir, or an overlay of layer dirs.
+Status prepareBindSource(const MountSpec& spec, PreparedMount* m) {
+  if (spec.source_path.find('\0') != std::string::npos) {
+    return invalidArgument("bind mount source path contains a NUL byte");
+  }
+  m->source_path = spec.source_path;
+  m->target_is_file = spec.target_is_file;
+  m->nosuid_nodev = spec.nosuid_nodev;
+  if (spec.overlay_lowers.empty()) {
+    LF_RETURN_IF_ERROR(checkAbsolute(spec.source, "bind mount source"));
+    m->source = spec.source.string();
+    return Status::ok();
+  }
+  if (spec.overlay_upper.empty() != spec.overlay_work.empty()) {
+    return invalidArgument("bind mount overlay: upper and work dirs go together");
+  }
+  if (spec.overlay_upper.empty() && spec.overlay_lowers.size() < 2) {
+    return invalidArgument("bind mount overlay: a read-only overlay needs two lower dirs");
+  }
+  for (auto it = spec.overlay_lowers.rbegin(); it != spec.overlay_lowers.rend(); ++it) {
+    LF_RETURN_IF_ERROR(checkAbsolute(*it, "bind mount lower dir"));
+    m->overlay_lowers_top_first.push_back(it->string());
+  }
+  if (!spec.overlay_upper.empty()) {
+    LF_RETURN_IF_ERROR(checkAbsolute(spec.overlay_upper, "bind mount upper dir"));
+    LF_RETURN_IF_ERROR(checkAbsolute(spec.overlay_work, "bind mount work dir"));
+    m->overlay_upper = spec.overlay_upper.string();
+    m->overlay_work = spec.overlay_work.string();
+  }
+  return Status::ok();
+}
+
 Result<std::vector<PreparedMount>> prepareMounts(const std::vector<MountSpec>& specs) {
   std::vector<PreparedMount> out;
   for (const MountSpec& spec : specs) {
@@ -156,11 +196,7 @@ Result<std::vector<PreparedMount>> prepareMounts(const std::vector<MountSpec>& s
       }
     }
     if (spec.type == MountSpec::kBind) {
-      if (!spec.source.is_absolute()) {
-        return invalidArgument("bind mount source \"" + spec.source.string() +
-                               "\" is not an absolute path");
-      }
-      m.source = spec.source.string();
+      LF_RETURN_IF_ERROR(prepareBindSource(spec, &m));
     } else {
       m.data = "mode=1777";
       if (spec.size_bytes > 0) {
@@ -279,8 +315,21 @@ Result<RootPlan> prepareRootPlan(const OverlayRoot& root, const ProcessSpec& pro
   for (const char* dir : {"proc", "sys", "dev", "etc"}) {
     addSkeletonDir(dir, image_top_first, &seen, &plan.skeleton_dirs);
   }
-  for (const PreparedMount& m : plan.mounts) {
-    addSkeletonDir(m.target_rel, image_top_first, &seen, &plan.skeleton_dirs);
+  for (size_t i = 0; i < plan.mounts.size(); ++i) {
+    PreparedMount& m = plan.mounts[i];
+    if (!m.overlay_lowers_top_first.empty()) {
+      m.overlay_point = plan.scratch + "/bind" + std::to_string(i);
+    }
+    if (!m.target_is_file) {
+      addSkeletonDir(m.target_rel, image_top_first, &seen, &plan.skeleton_dirs);
+      continue;
+    }
+    // A file mount point: its parents are skeleton dirs, the point an empty skeleton file.
+    size_t slash = m.target_rel.rfind('/');
+    if (slash != std::string::npos) {
+      addSkeletonDir(m.target_rel.substr(0, slash), image_top_first, &seen, &plan.skeleton_dirs);
+    }
+    plan.skeleton_files.push_back(m.target_rel);
   }
 
   plan.hostname = proc.hostname.empty() ? kDefaultHostname : proc.hostname;

@@ -38,6 +38,15 @@ struct PreparedMount {
   std::string target_rel;  // relative to the root, normalised
   bool readonly = false;
   std::string data;  // kTmpfs: mount options
+  // kBind from a build filesystem (see MountSpec): the overlay to mount at overlay_point first
+  // (empty = bind from `source`), the path inside the tree, the mount point's type and flags.
+  std::vector<std::string> overlay_lowers_top_first;
+  std::string overlay_upper;
+  std::string overlay_work;
+  std::string overlay_point;  // scratch/bind<N>
+  std::string source_path;
+  bool target_is_file = false;
+  bool nosuid_nodev = false;
 };
 
 // The host's cgroup filesystems, reproduced read-only at /sys/fs/cgroup inside the sandbox (as
@@ -65,6 +74,7 @@ struct RootPlan {
   std::string upper;
   std::string work;
   std::vector<SkeletonDir> skeleton_dirs;
+  std::vector<std::string> skeleton_files;  // empty files (file mount points), after the dirs
   std::string hosts;
   std::string resolv_conf;
   std::string hostname;

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/layer/secure_fs.h"
 #include "common/layer/unique_fd.h"
 #include "worker/sandbox/rootfs.h"
 
@@ -71,6 +72,9 @@ Status buildSkeleton(const RootPlan& plan) {
     if (utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) {
       return sysError("skeleton dir times", path);
     }
+  }
+  for (const std::string& rel : plan.skeleton_files) {
+    LF_RETURN_IF_ERROR(writeFile(plan.skel + "/" + rel, "", 0644));
   }
   const std::string contents[] = {plan.hosts, plan.resolv_conf, plan.hostname + "\n"};
   for (size_t i = 0; i < std::size(kEtcFiles); ++i) {
@@ -167,11 +171,48 @@ Status maskPaths(const std::string& root, std::initializer_list<const char*> fil
   return Status::ok();
 }
 
+// RUN --mount=type=bind from a build filesystem: mounts the overlay of its layers when it has
+// several (or takes writes), opens source_path inside the tree with the in-root resolution, and
+// binds what it found (through /proc/self/fd, so nothing is looked up twice) at the target.
+Status mountBuildBind(const PreparedMount& m, const std::string& target) {
+  std::string tree = m.source;
+  if (!m.overlay_lowers_top_first.empty()) {
+    if (mkdir(m.overlay_point.c_str(), 0755) != 0) {
+      return sysError("mkdir", m.overlay_point);
+    }
+    LF_RETURN_IF_ERROR(
+        mountOverlay(m.overlay_lowers_top_first, m.overlay_upper, m.overlay_work, m.overlay_point));
+    tree = m.overlay_point;
+  }
+  UniqueFd root(open(tree.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root) {
+    return sysError("open bind mount tree", tree);
+  }
+  int fd = layer::openInRootRaw(root.get(), m.source_path, O_PATH);
+  if (fd < 0) {
+    errno = -fd;
+    return sysError("open bind mount source \"" + m.source_path + "\" in", tree);
+  }
+  UniqueFd source(fd);
+  std::string fd_path = "/proc/self/fd/" + std::to_string(fd);
+  LF_RETURN_IF_ERROR(
+      doMount(fd_path.c_str(), target, nullptr, MS_BIND | MS_REC, nullptr, "bind on"));
+  unsigned long flags = MS_BIND | MS_REMOUNT | (m.readonly ? MS_RDONLY : 0) |
+                        (m.nosuid_nodev ? MS_NOSUID | MS_NODEV : 0);
+  if (flags != (MS_BIND | MS_REMOUNT)) {
+    LF_RETURN_IF_ERROR(doMount(nullptr, target, nullptr, flags, nullptr, "remount"));
+  }
+  return Status::ok();
+}
+
 Status mountRunMounts(const RootPlan& plan) {
   for (const PreparedMount& m : plan.mounts) {
     std::string target = plan.root + "/" + m.target_rel;
     unsigned long ro = m.readonly ? MS_RDONLY : 0;
-    if (m.type == MountSpec::kTmpfs) {
+    if (m.type == MountSpec::kBind &&
+        (!m.overlay_lowers_top_first.empty() || !m.source_path.empty() || m.nosuid_nodev)) {
+      LF_RETURN_IF_ERROR(mountBuildBind(m, target));
+    } else if (m.type == MountSpec::kTmpfs) {
       LF_RETURN_IF_ERROR(doMount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV | ro,
                                  m.data.c_str(), "mount tmpfs on"));
     } else if (m.readonly) {

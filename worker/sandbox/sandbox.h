@@ -66,19 +66,38 @@ enum class NetworkMode {
   kHost,      // the worker's network namespace (only where the worker's config allows it)
 };
 
-// RUN --mount: a tmpfs, or a bind of a directory the worker owns (cache mounts, bind from a
-// layer chain or the context, prepared by the caller).
+// RUN --mount: a tmpfs, or a bind of a directory the worker owns (cache mounts) or of a path in a
+// build filesystem (bind from a layer chain or the context, materialized by the caller).
 struct MountSpec {
   enum Type { kTmpfs, kBind };
   Type type = kTmpfs;
   std::filesystem::path source;  // kBind: a directory on the host
   // Absolute path inside the sandbox, no ".." components; not under /proc, /sys, /dev or on the
   // /etc files the sandbox provides, and not inside another mount's target. Created (in the
-  // skeleton layer, so not in the upper dir) when missing. Its components must be directories in
-  // the image: a symlink there is shadowed by a directory for the run.
+  // skeleton layer, so not in the upper dir) when missing, as a directory (or an empty file with
+  // target_is_file). Its components must be directories in the image: a symlink there is
+  // shadowed by a directory for the run.
   std::string target;
   bool readonly = false;
   int64_t size_bytes = 0;  // kTmpfs: size limit; 0 = the kernel's default (half of RAM)
+
+  // kBind from a build filesystem (RUN --mount=type=bind). When `overlay_lowers` is not empty,
+  // `source` is unused: an overlay of these dirs (bottom first) is mounted in the sandbox's
+  // private scratch area and is the tree bound from, with overlay_upper/overlay_work (both or
+  // neither; same filesystem, fresh) taking the writes of a read-write mount so that they touch
+  // neither the layers nor the step's layer. Without an upper it is read-only and needs at least
+  // two lower dirs (bind a single dir as `source`).
+  std::vector<std::filesystem::path> overlay_lowers;
+  std::filesystem::path overlay_upper;
+  std::filesystem::path overlay_work;
+  // kBind: the path inside the tree (`source` or the overlay) to bind at target instead of the
+  // tree's root, resolved by the kernel as if the tree were "/" (openat2 RESOLVE_IN_ROOT), so
+  // no symlink in it leads out of the tree. Empty = the root.
+  std::string source_path;
+  // The mount point is made an empty file, not a directory (the bound source is a file).
+  bool target_is_file = false;
+  // nosuid,nodev on the mount: for build content (layers, the context), never for cache dirs.
+  bool nosuid_nodev = false;
 };
 
 struct ProcessSpec {

@@ -69,7 +69,21 @@ TEST(StepSpecTest, BadInputNamesTheField) {
               "config.working_dir");
   expectError(R"({"kind": "STEP_KIND_RUN", "run": {"command": ["true"],
                   "mounts": [{"type": "TYPE_SECRET", "target": "/run/secrets/x"}]}})",
-              "type=SECRET is not supported");
+              "type=secret is not supported");
+  expectError(R"({"kind": "STEP_KIND_RUN", "run": {"command": ["true"],
+                  "mounts": [{"type": "TYPE_BIND", "target": "/a/../etc"}]}})",
+              "run.mounts[0].target: \"/a/../etc\" has a \"..\" component");
+  expectError(R"({"kind": "STEP_KIND_RUN", "run": {"command": ["true"],
+                  "mounts": [{"type": "TYPE_BIND", "target": "/proc/x"}]}})",
+              "provided by the sandbox");
+  expectError(R"({"kind": "STEP_KIND_RUN", "run": {"command": ["true"],
+                  "mounts": [{"type": "TYPE_TMPFS", "target": "/src"},
+                             {"type": "TYPE_BIND", "target": "/src/go.mod"}]}})",
+              "run.mounts[1].target: \"/src/go.mod\" overlaps");
+  expectError(R"({"kind": "STEP_KIND_RUN", "run": {"command": ["true"],
+                  "mounts": [{"type": "TYPE_BIND", "target": "/src",
+                              "from": {"layers": [{"blob": {"digest": "sha256:xyz"}}]}}]}})",
+              "run.mounts[0].from.layers[0].blob.digest");
   expectError(R"({"kind": "STEP_KIND_RUN", "run": {"command": ["true"]},
                   "limits": {"timeoutMs": -1}})",
               "limits: negative");
