@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
 #include <utility>
 
+#include "common/context/context_manifest.h"
 #include "coordinator/api/json_codec.h"
 #include "coordinator/metrics/coordinator_metrics.h"
 
@@ -137,7 +139,11 @@ RouteMatch routeOf(std::string_view path) {
   std::vector<std::string_view> s = segments(path);
   if (s.size() < 2 || s[0] != "v1") return {};
   auto param = [&](Route r) { return RouteMatch{r, std::string(s[2])}; };
+  if (s[1] == "contexts" && s.size() == 2) return {Route::kContexts, ""};
   if (s[1] == "contexts" && s.size() == 3 && !s[2].empty()) return param(Route::kContext);
+  if (s[1] == "contexts" && s.size() == 4 && !s[2].empty() && s[3] == "files") {
+    return param(Route::kContextFiles);
+  }
   if (s[1] == "workers" && s.size() == 2) return {Route::kWorkers, ""};
   if (s[1] == "cache" && s.size() == 3 && s[2] == "stats") return {Route::kCacheStats, ""};
   if (s[1] == "images" && s.size() == 3 && s[2] == "history") return {Route::kImageHistory, ""};
@@ -156,8 +162,12 @@ std::vector<std::string_view> allowedMethods(Route route) {
   switch (route) {
     case Route::kNotFound:
       return {};
+    case Route::kContexts:
+      return {"POST"};
     case Route::kContext:
       return {"HEAD", "PUT"};
+    case Route::kContextFiles:
+      return {"PUT"};
     case Route::kBuilds:
       return {"GET", "HEAD", "POST"};
     case Route::kBuildCancel:
@@ -200,6 +210,30 @@ std::optional<Caller> authenticate(const std::vector<ApiClient>& clients,
   return std::nullopt;
 }
 
+std::string_view contextManifestContentType() { return context::kContextManifestMediaType; }
+
+bool isContextManifestContentType(std::string_view value) {
+  value = value.substr(0, value.find(';'));
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  const std::string_view want = context::kContextManifestMediaType;
+  if (value.size() != want.size()) return false;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(value[i])) != want[i]) return false;
+  }
+  return true;
+}
+
+ApiResponse contextUploadResponse(const ContextUploadStatus& status) {
+  json missing = json::array();
+  for (const Digest& d : status.missing) missing.push_back(d.toString());
+  return jsonResponse(status.created ? 201 : 200, json{{"digest", status.digest.toString()},
+                                                       {"files", status.files},
+                                                       {"bytes", status.bytes},
+                                                       {"missing", std::move(missing)},
+                                                       {"missing_bytes", status.missing_bytes}});
+}
+
 ApiResponse errorResponse(unsigned http_status, std::string_view code, std::string_view message) {
   return ApiResponse{http_status, "application/json", errorBody(code, message)};
 }
@@ -217,6 +251,8 @@ ApiResponse ApiHandlers::handle(const ApiRequest& r) {
       return readyz();
     case Route::kMetrics:
       return ApiResponse{200, "text/plain; version=0.0.4; charset=utf-8", metrics_.serialize()};
+    case Route::kContexts:
+      return contextManifest(r);
     case Route::kContext:
       return contextHead(r);
     case Route::kBuilds:
@@ -256,6 +292,18 @@ ApiResponse ApiHandlers::contextHead(const ApiRequest& r) {
   if (!has.isOk()) return errorResponse(has.status());
   if (!*has) return errorResponse(notFound("context " + digest->toString() + " is not uploaded"));
   return ApiResponse{200, "application/json", ""};
+}
+
+ApiResponse ApiHandlers::contextManifest(const ApiRequest& r) {
+  auto status = service_.addContextManifest(r.body);
+  if (!status.isOk()) {
+    // Over kMaxManifestEntries (or a size limit): the client's fault, not a busy server.
+    if (status.status().code() == StatusCode::kResourceExhausted) {
+      return errorResponse(413, "too_large", status.status().message());
+    }
+    return errorResponse(status.status());
+  }
+  return contextUploadResponse(*status);
 }
 
 ApiResponse ApiHandlers::submit(const ApiRequest& r) {

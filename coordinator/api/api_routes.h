@@ -43,7 +43,9 @@ enum class Route {
   kHealthz,
   kReadyz,
   kMetrics,
+  kContexts,      // /v1/contexts: POST (a context manifest)
   kContext,       // /v1/contexts/{digest}: HEAD, PUT
+  kContextFiles,  // /v1/contexts/{digest}/files: PUT (the files the manifest's POST said missing)
   kBuilds,        // /v1/builds: GET, POST
   kBuild,         // /v1/builds/{id}: GET
   kBuildCancel,   // /v1/builds/{id}/cancel: POST
@@ -87,12 +89,21 @@ struct ApiResponse {
   std::string body;
 };
 
+// The Content-Type POST /v1/contexts takes (context::kContextManifestMediaType).
+std::string_view contextManifestContentType();
+// Whether a Content-Type header value names it (parameters such as "; charset=utf-8" ignored,
+// case-insensitive).
+bool isContextManifestContentType(std::string_view content_type);
+// The answer of POST /v1/contexts and PUT /v1/contexts/{id}/files: 201 when `status.created`.
+ApiResponse contextUploadResponse(const ContextUploadStatus& status);
+
 // An error answer with the doc's JSON shape.
 ApiResponse errorResponse(const Status& status);
 ApiResponse errorResponse(unsigned http_status, std::string_view code, std::string_view message);
 
-// Answers the routes whose whole answer is one body: everything except PUT /v1/contexts,
-// the event stream and the export.
+// Answers the routes whose whole answer is one body: everything except the PUTs of contexts and
+// context files, the event stream and the export. POST /v1/contexts gets here with its body read
+// (http_server.cpp checks its Content-Type and bounds it first).
 class ApiHandlers {
  public:
   ApiHandlers(BuildService& service, CoordinatorMetrics& metrics)
@@ -102,6 +113,7 @@ class ApiHandlers {
 
  private:
   ApiResponse contextHead(const ApiRequest& r);
+  ApiResponse contextManifest(const ApiRequest& r);
   ApiResponse submit(const ApiRequest& r);
   ApiResponse list(const ApiRequest& r);
   ApiResponse get(const ApiRequest& r);

@@ -29,7 +29,9 @@
 #include <optional>
 #include <thread>
 
+#include "common/context/context_manifest.h"
 #include "coordinator/api/api_routes.h"
+#include "coordinator/api/context_files_tar.h"
 #include "coordinator/api/json_codec.h"
 #include "coordinator/builds/build_service.h"
 #include "coordinator/metrics/coordinator_metrics.h"
@@ -129,6 +131,15 @@ class Session {
                   bool* connection_lost);
   bool readSmallBody(Parser& parser, std::string* body);
   bool upload(Parser& parser, const std::string& param);
+  // Reads up to `size` body bytes into `buf` (0 once the body is complete): the pull side that
+  // libarchive's streaming reader needs. A failed connection sets *connection_lost.
+  Result<size_t> readBodySome(Parser& parser, void* buf, size_t size, bool* connection_lost);
+  // Answers 411 (no Content-Length) or 413 (over `limit`) and returns false; true when the body
+  // may be read. `what` names the body in the message.
+  bool checkLength(Parser& parser, uint64_t limit, std::string_view what, std::string_view option);
+  bool sendContinue(Parser& parser);
+  bool postManifest(Parser& parser, api::ApiRequest& request);
+  bool uploadFiles(Parser& parser, const std::string& param);
   bool streamEvents(Parser& parser, const std::string& id, const api::Target& target);
   bool sendExport(Parser& parser, const std::string& id);
   bool peerClosed();
@@ -285,6 +296,8 @@ bool Session::dispatch(Parser& parser) {
     request.caller = std::move(*caller);
   }
   if (match.route == api::Route::kContext && method == "PUT") return upload(parser, match.param);
+  if (match.route == api::Route::kContextFiles) return uploadFiles(parser, match.param);
+  if (match.route == api::Route::kContexts) return postManifest(parser, request);
   if (!readSmallBody(parser, &request.body)) return false;
   if (match.route == api::Route::kBuildEvents) return streamEvents(parser, match.param, *target);
   if (match.route == api::Route::kBuildExport) return sendExport(parser, match.param);
@@ -341,34 +354,19 @@ bool Session::readSmallBody(Parser& parser, std::string* body) {
 bool Session::upload(Parser& parser, const std::string& param) {
   auto digest = Digest::parse(param);
   if (!digest.isOk()) return respondError(parser, digest.status().withContext("context digest"));
-  auto& req = parser.get();
-  auto length = parser.content_length();
-  if (!length || parser.chunked()) {
-    return respond(parser,
-                   api::errorResponse(411, "invalid_argument",
-                                      "a context upload needs a Content-Length header"),
-                   true);
-  }
-  const uint64_t limit = server_.options.max_context_bytes;
-  if (*length > limit) {
-    return respond(parser,
-                   api::errorResponse(413, "too_large",
-                                      fmt::format("context is {} bytes, over the limit of {} "
-                                                  "bytes (max_context_bytes)",
-                                                  *length, limit)),
-                   true);
+  if (!checkLength(parser, server_.options.max_context_bytes, "context", "max_context_bytes")) {
+    return false;
   }
   auto known = server_.service.hasContext(*digest);
   if (!known.isOk()) return respondError(parser, known.status(), true);
-  if (beast::iequals(req[http::field::expect], "100-continue")) {
-    http::response<http::empty_body> go{http::status::continue_, version_};
-    http::response_serializer<http::empty_body> sr(go);
-    error_code ec = runOp([&](auto h) { http::async_write_header(stream_, sr, std::move(h)); });
-    if (ec) return false;
-  }
+  if (!sendContinue(parser)) return false;
   // A context that is already stored is read and hashed but not written again.
   std::unique_ptr<blob::BlobWriter> writer;
+  bool blob_existed = false;
   if (!*known) {
+    auto existing = server_.service.blobs().stat(*digest);
+    if (!existing.isOk()) return respondError(parser, existing.status(), true);
+    blob_existed = existing->has_value();
     auto opened = server_.service.blobs().openWriter();
     if (!opened.isOk()) return respondError(parser, opened.status(), true);
     writer = std::move(*opened);
@@ -404,11 +402,126 @@ bool Session::upload(Parser& parser, const std::string& param) {
     if (s.code() == StatusCode::kDataLoss) s = invalidArgument(s.message());
     return respondError(parser, s.withContext("context upload"));
   }
+  // Splits the tar into file blobs and a manifest (kInvalidArgument naming the entry when it is
+  // not a valid context).
   Status added = server_.service.addContext(*digest, committed->size);
-  if (!added.isOk()) return respondError(parser, added);
+  if (!added.isOk()) {
+    if (added.code() == StatusCode::kInvalidArgument ||
+        added.code() == StatusCode::kResourceExhausted) {
+      // Not a valid context: drop the tar this upload stored (not a blob that was there before:
+      // the same bytes may be something else's), and answer 400 for an ignore file too large.
+      if (!blob_existed) server_.service.blobs().remove(*digest).ignore();
+      added = invalidArgument(added.message());
+    }
+    return respondError(parser, added);
+  }
+  server_.metrics.contextFileBytes(committed->size, 0);
   return respond(parser, api::ApiResponse{201, "application/json",
                                           fmt::format("{{\"digest\":\"{}\",\"size\":{}}}\n",
                                                       digest->toString(), committed->size)});
+}
+
+bool Session::checkLength(Parser& parser, uint64_t limit, std::string_view what,
+                          std::string_view option) {
+  auto length = parser.content_length();
+  if (!length || parser.chunked()) {
+    respond(parser,
+            api::errorResponse(411, "invalid_argument",
+                               fmt::format("a {} upload needs a Content-Length header", what)),
+            true);
+    return false;
+  }
+  if (*length > limit) {
+    respond(parser,
+            api::errorResponse(413, "too_large",
+                               fmt::format("{} is {} bytes, over the limit of {} bytes ({})", what,
+                                           *length, limit, option)),
+            true);
+    return false;
+  }
+  return true;
+}
+
+bool Session::sendContinue(Parser& parser) {
+  if (!beast::iequals(parser.get()[http::field::expect], "100-continue")) return true;
+  http::response<http::empty_body> go{http::status::continue_, version_};
+  http::response_serializer<http::empty_body> sr(go);
+  error_code ec = runOp([&](auto h) { http::async_write_header(stream_, sr, std::move(h)); });
+  return !ec;
+}
+
+Result<size_t> Session::readBodySome(Parser& parser, void* buf, size_t size,
+                                     bool* connection_lost) {
+  while (!parser.is_done()) {
+    parser.get().body().data = buf;
+    parser.get().body().size = size;
+    error_code ec = runOp(
+        [&](auto handler) { http::async_read(stream_, buffer_, parser, std::move(handler)); });
+    if (ec == http::error::need_buffer) ec = {};
+    if (ec) {
+      *connection_lost = true;
+      return unavailable("reading the request body: " + ec.message());
+    }
+    const size_t n = size - parser.get().body().size;
+    if (n > 0) return n;
+  }
+  return size_t{0};
+}
+
+// POST /v1/contexts: the manifest, checked for type and size before its body is read.
+bool Session::postManifest(Parser& parser, api::ApiRequest& request) {
+  auto type = parser.get()[http::field::content_type];
+  if (!api::isContextManifestContentType(std::string_view(type.data(), type.size()))) {
+    return respond(parser,
+                   api::errorResponse(
+                       415, "unsupported_media_type",
+                       fmt::format("a context manifest is sent as Content-Type: {} (got \"{}\")",
+                                   api::contextManifestContentType(),
+                                   std::string_view(type.data(), type.size()))),
+                   true);
+  }
+  if (!checkLength(parser, context::kMaxManifestBytes, "context manifest",
+                   "context::kMaxManifestBytes")) {
+    return false;
+  }
+  if (!sendContinue(parser)) return false;
+  bool lost = false;
+  Status read = readBody(
+      parser,
+      [&](const char* data, size_t n) {
+        request.body.append(data, n);
+        return Status::ok();
+      },
+      &lost);
+  if (!read.isOk()) return false;  // only a lost connection fails here: nothing to answer
+  return respond(parser, server_.handlers.handle(request));
+}
+
+// PUT /v1/contexts/<id>/files: a tar of the files the manifest's POST said were missing.
+bool Session::uploadFiles(Parser& parser, const std::string& param) {
+  auto digest = Digest::parse(param);
+  if (!digest.isOk()) return respondError(parser, digest.status().withContext("context digest"));
+  if (!checkLength(parser, server_.options.max_context_bytes, "context files",
+                   "max_context_bytes")) {
+    return false;
+  }
+  auto files = server_.service.contextManifestFiles(*digest);
+  if (!files.isOk()) return respondError(parser, files.status(), true);
+  if (!sendContinue(parser)) return false;
+  bool lost = false;
+  auto stats = api::readContextFilesTar(
+      [&](void* buf, size_t size) { return readBodySome(parser, buf, size, &lost); }, *files,
+      server_.service.blobs());
+  if (lost) return false;  // the client is gone; an entry being written was not committed
+  if (!stats.isOk()) {
+    Status s = stats.status();
+    if (s.code() == StatusCode::kResourceExhausted) s = invalidArgument(s.message());
+    return respondError(parser, s);
+  }
+  server_.metrics.contextFileBytes(stats->stored_bytes, 0);
+  auto status = server_.service.contextFilesAdded(*digest);
+  if (!status.isOk()) return respondError(parser, status.status());
+  return respond(parser, api::contextUploadResponse(*status));
 }
 
 bool Session::peerClosed() {

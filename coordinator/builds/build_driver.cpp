@@ -127,11 +127,15 @@ Status BuildDriver::prepare() {
   const BuildRequest& req = rec_.request;
   const std::string dockerfile_path =
       req.dockerfile_path.empty() ? std::string("Dockerfile") : req.dockerfile_path;
-  LF_ASSIGN_OR_RETURN(auto info, m_.deps_.blobs.stat(req.context_digest));
-  if (!info) return notFound("context " + req.context_digest.toString() + " is not in the store");
+  // The request names a manifest id or a legacy tar digest; builds read the manifest.
+  LF_ASSIGN_OR_RETURN(context_manifest_, m_.context_store_.resolve(req.context_digest));
+  LF_ASSIGN_OR_RETURN(auto info, m_.deps_.blobs.stat(context_manifest_));
+  if (!info) {
+    return notFound("context manifest " + context_manifest_.toString() + " is not in the store");
+  }
   context_size_ = info->size;
-  LF_ASSIGN_OR_RETURN(context_, m_.contexts_.get(m_.deps_.blobs, req.context_digest,
-                                                 dockerfile_path, m_.options_.max_dockerfile_bytes));
+  LF_ASSIGN_OR_RETURN(context_, m_.contexts_.get(m_.deps_.blobs, context_manifest_, dockerfile_path,
+                                                 m_.options_.max_dockerfile_bytes));
   LF_ASSIGN_OR_RETURN(dockerfile_, dockerfile::parse(context_->dockerfile_text, dockerfile_path));
   // Keeps the context from being cleaned up while builds use it; losing this is harmless.
   m_.deps_.state.touchContext(req.context_digest, nowUnixMs()).ignore();

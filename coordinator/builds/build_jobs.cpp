@@ -7,7 +7,7 @@
 #include <type_traits>
 #include <utility>
 
-#include "common/context/context_tar.h"
+#include "common/context/context_manifest.h"
 #include "coordinator/builds/build_driver.h"
 #include "coordinator/builds/build_events.h"
 #include "coordinator/builds/unix_time.h"
@@ -124,10 +124,12 @@ Status BuildDriver::submitStep(int index) {
   input.step = &step;
   input.parent = chainBefore(t);
   BuiltLayer context;
-  context.descriptor.media_type = std::string(context::kContextMediaType);
-  context.descriptor.digest = rec_.request.context_digest;
+  // The context travels as its manifest: workers materialize the tree from it and the file
+  // blobs (worker/layer_store). The manifest's digest names that tree, so it is its diff ID too.
+  context.descriptor.media_type = std::string(context::kContextManifestMediaType);
+  context.descriptor.digest = context_manifest_;
   context.descriptor.size = context_size_;
-  context.diff_id = rec_.request.context_digest;  // an uncompressed tar: its own diff ID
+  context.diff_id = context_manifest_;
   input.context = context;
   for (int used : step.uses_stages) input.stage_chains[used] = stageChain(used);
   for (const auto& ref : step.uses_images) {

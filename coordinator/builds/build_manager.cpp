@@ -52,7 +52,9 @@ bool safeBuildId(const std::string& id) {
 }  // namespace
 
 BuildManager::BuildManager(BuildManagerDeps deps, BuildManagerOptions options)
-    : deps_(deps), options_(std::move(options)) {
+    : deps_(deps),
+      options_(std::move(options)),
+      context_store_(deps.state, deps.blobs, deps.metrics) {
   options_.max_concurrent_builds = std::max(1, options_.max_concurrent_builds);
   deps_.broker.setListener(this);
 }
@@ -105,32 +107,28 @@ void BuildManager::stop() {
 
 blob::BlobStore& BuildManager::blobs() { return deps_.blobs; }
 
-Result<bool> BuildManager::hasContext(const Digest& digest) {
-  LF_ASSIGN_OR_RETURN(auto record, deps_.state.getContext(digest));
-  if (!record) return false;
-  LF_ASSIGN_OR_RETURN(auto info, deps_.blobs.stat(digest));
-  return info.has_value();
-}
+Result<bool> BuildManager::hasContext(const Digest& digest) { return context_store_.ready(digest); }
 
 Status BuildManager::addContext(const Digest& digest, uint64_t size) {
-  LF_ASSIGN_OR_RETURN(auto existing, deps_.state.getContext(digest));
-  ContextRecord record;
-  record.digest = digest;
-  record.size = size;
-  record.uploaded_unix_ms = existing ? existing->uploaded_unix_ms : nowUnixMs();
-  record.last_used_unix_ms = nowUnixMs();
-  return deps_.state.putContext(record);
+  return context_store_.addTar(digest, size);
+}
+
+Result<ContextUploadStatus> BuildManager::addContextManifest(std::string_view manifest_bytes) {
+  return context_store_.addManifest(manifest_bytes);
+}
+
+Result<std::map<Digest, uint64_t>> BuildManager::contextManifestFiles(const Digest& id) {
+  return context_store_.manifestFiles(id);
+}
+
+Result<ContextUploadStatus> BuildManager::contextFilesAdded(const Digest& id) {
+  return context_store_.filesAdded(id);
 }
 
 Status BuildManager::validate(const Caller& caller, const BuildRequest& request) const {
   if (request.context_digest.empty()) return invalidArgument("context: required");
-  LF_ASSIGN_OR_RETURN(auto context, deps_.state.getContext(request.context_digest));
-  LF_ASSIGN_OR_RETURN(auto blob, deps_.blobs.stat(request.context_digest));
-  if (!context || !blob) {
-    return invalidArgument("context: " + request.context_digest.toString() +
-                           " has not been uploaded (PUT /v1/contexts/" +
-                           request.context_digest.toString() + ")");
-  }
+  // A manifest id or a legacy tar digest; either must name a READY context.
+  LF_RETURN_IF_ERROR(context_store_.resolve(request.context_digest).status());
   LF_RETURN_IF_ERROR(normalizeContextPath(request.dockerfile_path).status());
   for (size_t i = 0; i < request.tags.size(); ++i) {
     const std::string& tag = request.tags[i];

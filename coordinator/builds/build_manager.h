@@ -47,6 +47,7 @@
 #include "coordinator/builds/build_event_log.h"
 #include "coordinator/builds/build_service.h"
 #include "coordinator/builds/context_cache.h"
+#include "coordinator/builds/context_store.h"
 #include "coordinator/jobs/job_broker.h"
 #include "coordinator/metrics/coordinator_metrics.h"
 #include "coordinator/state/state_store.h"
@@ -115,6 +116,9 @@ class BuildManager : public BuildService, public JobListener {
   blob::BlobStore& blobs() override;
   Result<bool> hasContext(const Digest& digest) override;
   Status addContext(const Digest& digest, uint64_t size) override;
+  Result<ContextUploadStatus> addContextManifest(std::string_view manifest_bytes) override;
+  Result<std::map<Digest, uint64_t>> contextManifestFiles(const Digest& id) override;
+  Result<ContextUploadStatus> contextFilesAdded(const Digest& id) override;
   Result<BuildRecord> submit(const Caller& caller, BuildRequest request) override;
   Result<std::optional<BuildRecord>> getBuild(const std::string& id) override;
   Result<std::vector<BuildRecord>> listBuilds(const ListBuildsOptions& options) override;
@@ -167,6 +171,7 @@ class BuildManager : public BuildService, public JobListener {
   // Event logs of recently finished builds (oldest first), for late readers.
   std::deque<std::pair<std::string, std::shared_ptr<BuildEventLog>>> finished_logs_;
   ContextCache contexts_;  // Dockerfile + snapshot of recently built contexts
+  ContextStore context_store_;  // uploaded contexts: records, manifests, files
 
   std::mutex stats_mu_;
   std::optional<CacheStats> cached_stats_;

@@ -1,6 +1,7 @@
 #include "coordinator/builds/context_cache.h"
 
-#include "common/context/context_tar.h"
+#include "common/context/context_manifest.h"
+#include "common/context/dockerignore.h"
 #include "coordinator/builds/context_file.h"
 
 namespace lf::coordinator {
@@ -19,9 +20,18 @@ Result<std::shared_ptr<const ContextFiles>> ContextCache::get(blob::BlobStore& b
     }
   }
   auto files = std::make_shared<ContextFiles>();
-  LF_ASSIGN_OR_RETURN(files->dockerfile_text,
-                      readContextFile(blobs, digest, dockerfile_path, max_dockerfile_bytes));
-  LF_ASSIGN_OR_RETURN(files->snapshot, context::readContextTar(blobs, digest, dockerfile_path));
+  LF_ASSIGN_OR_RETURN(context::ContextManifest manifest, loadContextManifest(blobs, digest));
+  LF_ASSIGN_OR_RETURN(
+      files->dockerfile_text,
+      readContextFile(blobs, digest, manifest, dockerfile_path, max_dockerfile_bytes));
+  // The Dockerfile path as readContextTar() took it: one outside the context splits nothing.
+  auto df = context::normalizeContextPath(dockerfile_path);
+  auto snapshot = context::snapshotOfManifest(
+      manifest, df.isOk() ? *df : std::string(), [&](const Digest& file) {
+        return blobs.getBytes(file, context::DockerIgnore::kMaxFileBytes);
+      });
+  if (!snapshot.isOk()) return snapshot.status().withContext("context " + digest.toString());
+  files->snapshot = std::move(snapshot).value();
   std::shared_ptr<const ContextFiles> result = std::move(files);
   if (capacity_ == 0) return result;
   std::lock_guard lock(mu_);

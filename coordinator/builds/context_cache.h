@@ -2,10 +2,10 @@
 
 // ContextCache: what a build reads from its uploaded context before planning (the Dockerfile's
 // text and the context snapshot with every file's SHA-256), kept for the most recently used
-// contexts. Reading them means decompressing nothing but hashing the whole tar (20 MB for the
-// reference build); a burst of builds of one context (CI fan-out, fully cached rebuilds) would
-// otherwise redo that per build and make the coordinator's throughput a function of context
-// size. Contexts are content-addressed, so an entry never goes stale.
+// contexts. Reading them means parsing the context's manifest (one entry per file, up to
+// context::kMaxManifestBytes) and reading the Dockerfile's and ignore file's blobs; a burst of
+// builds of one context (CI fan-out, fully cached rebuilds) would otherwise redo that per build.
+// Contexts are content-addressed (keyed by the manifest digest), so an entry never goes stale.
 //
 // Thread-safety: thread-safe. Two builds missing the same context at once both read it (no
 // single flight: harmless, and rare).
@@ -35,10 +35,10 @@ class ContextCache {
   explicit ContextCache(size_t capacity = 16) : capacity_(capacity) {}
 
   // The Dockerfile at `dockerfile_path` (at most max_dockerfile_bytes) and the snapshot of the
-  // context blob `digest`, from the cache or read from `blobs`.
+  // context whose manifest blob is `digest`, from the cache or read from `blobs`.
   Result<std::shared_ptr<const ContextFiles>> get(blob::BlobStore& blobs, const Digest& digest,
-                                                   const std::string& dockerfile_path,
-                                                   uint64_t max_dockerfile_bytes);
+                                                  const std::string& dockerfile_path,
+                                                  uint64_t max_dockerfile_bytes);
 
  private:
   using Key = std::pair<Digest, std::string>;

@@ -33,8 +33,10 @@ struct StepSpecInput {
   const plan::Stage* stage = nullptr;
   const plan::Step* step = nullptr;  // produces_layer must be true
   LayerChainInfo parent;             // the filesystem before the step
-  // The uploaded context as a layer (media type context::kContextMediaType); needed for COPY/ADD
-  // from the context and RUN --mount=type=bind without from.
+  // The uploaded context as a layer ref: its manifest (media type
+  // context::kContextManifestMediaType, digest = diff ID = the manifest id), which workers
+  // materialize from the file blobs; needed for COPY/ADD from the context and
+  // RUN --mount=type=bind without from.
   std::optional<BuiltLayer> context;
   // Final filesystems of earlier stages, by stage index (COPY --from=stage, RUN --mount from=).
   std::map<int, LayerChainInfo> stage_chains;

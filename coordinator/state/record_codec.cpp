@@ -388,6 +388,7 @@ std::string encode(const ContextRecord& context) {
   m.set_size(context.size);
   m.set_uploaded_unix_ms(context.uploaded_unix_ms);
   m.set_last_used_unix_ms(context.last_used_unix_ms);
+  if (!context.manifest.empty()) m.set_manifest(context.manifest.toString());
   return serialize(m);
 }
 
@@ -402,6 +403,7 @@ Result<ContextRecord> decodeContext(std::string_view bytes) {
   c.size = m.size();
   c.uploaded_unix_ms = m.uploaded_unix_ms();
   c.last_used_unix_ms = m.last_used_unix_ms();
+  LF_RETURN_IF_ERROR(parseDigestField(m.manifest(), "manifest", &c.manifest));
   return c;
 }
 

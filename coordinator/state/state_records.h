@@ -163,12 +163,18 @@ struct ImageRecord {
   friend bool operator==(const ImageRecord&, const ImageRecord&) = default;
 };
 
-// An uploaded build context (a tar in the blob store).
+// An uploaded build context, keyed by the id a build names it by: a manifest id (the digest of
+// its ContextManifest blob, POST /v1/contexts) or a legacy tar digest (PUT /v1/contexts/<digest>,
+// converted on upload). Either way `manifest` names the manifest blob the builds read.
 struct ContextRecord {
   Digest digest;
   uint64_t size = 0;
   int64_t uploaded_unix_ms = 0;
   int64_t last_used_unix_ms = 0;
+  // The context's manifest blob (common/context/context_manifest.h); equal to `digest` for a
+  // manifest id. Empty in records written before manifests existed: such a context is not ready
+  // (a build naming it is refused with "re-upload"), since its tar was never split into files.
+  Digest manifest;
 
   friend bool operator==(const ContextRecord&, const ContextRecord&) = default;
 };

@@ -35,6 +35,17 @@ class FakeBuildService : public BuildService {
     return Status::ok();
   }
 
+  // The incremental upload runs against the real BuildManager (context_upload_test.cpp).
+  Result<ContextUploadStatus> addContextManifest(std::string_view) override {
+    return unimplemented("the fake build service takes no context manifests");
+  }
+  Result<std::map<Digest, uint64_t>> contextManifestFiles(const Digest& id) override {
+    return notFound("context manifest " + id.toString() + " was never posted");
+  }
+  Result<ContextUploadStatus> contextFilesAdded(const Digest& id) override {
+    return notFound("context manifest " + id.toString() + " was never posted");
+  }
+
   Result<BuildRecord> submit(const Caller& caller, BuildRequest request) override {
     std::lock_guard lock(mu_);
     if (!submit_error.isOk()) return submit_error;

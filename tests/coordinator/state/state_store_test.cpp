@@ -450,6 +450,26 @@ TEST_F(StateStoreTest, ContextsAreStoredAndTouched) {
   EXPECT_TRUE(store_->getContext(other.digest)->has_value());
 }
 
+TEST_F(StateStoreTest, ContextRecordKeepsItsManifestAndOldRecordsHaveNone) {
+  // A legacy tar context names the manifest it was converted to.
+  ContextRecord legacy{.digest = digestOf("tar"), .size = 9, .manifest = digestOf("manifest")};
+  ASSERT_TRUE(store_->putContext(legacy).isOk());
+  reopen();
+  EXPECT_EQ(store_->getContext(legacy.digest)->value(), legacy);
+  // A record written before manifests existed (no field 5) decodes with an empty manifest.
+  ContextRecord old{.digest = digestOf("old"), .size = 3, .uploaded_unix_ms = 7};
+  auto decoded = codec::decodeContext(codec::encode(old));
+  ASSERT_TRUE(decoded.isOk()) << decoded.status().toString();
+  EXPECT_TRUE(decoded->manifest.empty());
+  EXPECT_EQ(*decoded, old);
+  // A damaged manifest digest is reported, naming the field.
+  std::string bad = codec::encode(old);
+  bad += std::string("\x2a\x03") + "md5";  // field 5 (string) = "md5"
+  auto damaged = codec::decodeContext(bad);
+  ASSERT_FALSE(damaged.isOk());
+  EXPECT_THAT(damaged.status().message(), HasSubstr("manifest"));
+}
+
 TEST_F(StateStoreTest, ReopenKeepsEverything) {
   CacheEntry e = entryWithBlob("kept");
   ASSERT_TRUE(store_->putCacheEntry(e, *blobs_).isOk());
