@@ -130,6 +130,48 @@ std::string mountText(const dockerfile::Mount& m) {
   return t;
 }
 
+// The context path a RUN --mount=type=bind source names, its symlinks resolved inside the
+// context the way the worker resolves them (openat2 RESOLVE_IN_ROOT: ".." stops at the root, an
+// absolute target starts from it), so the key covers what is bound, not the link.
+Result<std::string> resolveInContext(const context::ContextSnapshot& ctx, std::string_view path) {
+  auto split = [](std::string_view text) {
+    std::vector<std::string> parts;
+    for (size_t pos = 0; pos <= text.size();) {
+      size_t end = std::min(text.find('/', pos), text.size());
+      parts.emplace_back(text.substr(pos, end - pos));
+      pos = end + 1;
+    }
+    return parts;
+  };
+  auto join = [](const std::vector<std::string>& parts) {
+    std::string out;
+    for (const auto& p : parts) out += (out.empty() ? "" : "/") + p;
+    return out;
+  };
+  std::vector<std::string> done;
+  std::vector<std::string> todo = split(path);
+  std::reverse(todo.begin(), todo.end());  // a stack: next component at the back
+  int links = 0;
+  while (!todo.empty()) {
+    std::string part = std::move(todo.back());
+    todo.pop_back();
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!done.empty()) done.pop_back();
+      continue;
+    }
+    done.push_back(std::move(part));
+    const context::ContextEntry* e = ctx.find(join(done));
+    if (e == nullptr || e->type != context::EntryType::kSymlink) continue;
+    if (++links > 40) return invalidArgument("\"" + std::string(path) + "\": too many symlinks");
+    done.pop_back();
+    if (!e->link_target.empty() && e->link_target.front() == '/') done.clear();
+    std::vector<std::string> target = split(e->link_target);
+    todo.insert(todo.end(), target.rbegin(), target.rend());
+  }
+  return join(done);
+}
+
 }  // namespace
 
 std::string lower(std::string_view s) {
@@ -271,7 +313,8 @@ Status keyRunStep(const dockerfile::RunCommand& run, const std::optional<Digest>
       if (!from_key) resolved = false;
       kb.field("mount_from", from_key.value_or(Digest()));
     } else if (env.input->context != nullptr) {
-      auto d = env.input->context->digestOf(m.source);
+      auto rel = resolveInContext(*env.input->context, m.source);
+      auto d = rel.isOk() ? env.input->context->digestOf(*rel) : Result<Digest>(rel.status());
       if (!d.isOk())
         return d.status().withContext(at + ": RUN --mount source \"" + m.source + "\"");
       kb.field("mount_context", *d);

@@ -132,6 +132,38 @@ TEST(BuildPlan, ContentChangeRebuildsFromTheCopy) {
   for (size_t i = 2; i < ka.size(); ++i) EXPECT_NE(ka[i], kb[i]) << "step " << i;
 }
 
+// RUN --mount=type=bind from the context keys on the content of what it binds: the source's
+// subtree, with symlinks resolved inside the context as the worker resolves them.
+TEST(BuildPlan, ContextBindMountKeysOnWhatItBinds) {
+  auto runKey = [](const TempDir& dir, const std::string& source) {
+    auto p = planIn(dir, "FROM alpine:3.20\nRUN --mount=type=bind,source=" + source +
+                             ",target=/src/x cat /src/x\n");
+    EXPECT_TRUE(p->plan.isOk()) << source << ": " << p->plan.status().toString();
+    return p->plan.isOk() ? keys(*p->plan).back() : std::string("error");
+  };
+  TempDir dir;
+  dir.write("go.mod", "module a\n");
+  dir.write("other.txt", "x");
+  dir.write("real/go.mod", "module r\n");
+  fs::create_symlink("real", dir.path() / "dirlink");
+  fs::create_symlink("/real/go.mod", dir.path() / "abslink");
+  fs::create_symlink("../../../real/go.mod", dir.path() / "uplink");
+  std::string go_mod = runKey(dir, "go.mod");
+  std::string via_dir = runKey(dir, "dirlink/go.mod");
+  std::string via_abs = runKey(dir, "abslink");
+  std::string via_up = runKey(dir, "uplink");
+
+  dir.write("other.txt", "y");  // not bound: no change
+  EXPECT_EQ(runKey(dir, "go.mod"), go_mod);
+  EXPECT_EQ(runKey(dir, "dirlink/go.mod"), via_dir);
+  dir.write("go.mod", "module b\n");
+  EXPECT_NE(runKey(dir, "go.mod"), go_mod);
+  dir.write("real/go.mod", "module r2\n");  // what the links lead to
+  EXPECT_NE(runKey(dir, "dirlink/go.mod"), via_dir);
+  EXPECT_NE(runKey(dir, "abslink"), via_abs);
+  EXPECT_NE(runKey(dir, "uplink"), via_up);
+}
+
 TEST(BuildPlan, ModeChangeChangesKey) {
   TempDir dir;
   auto f = dir.write("hello.c", "x\n");
