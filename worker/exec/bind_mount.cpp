@@ -30,8 +30,8 @@ std::vector<fs::path> uniqueBottomFirst(const std::vector<fs::path>& bottom_firs
   return {top_first.rbegin(), top_first.rend()};
 }
 
-Status makeDir(const fs::path& path) {
-  if (::mkdir(path.c_str(), 0700) != 0) {
+Status makeDir(const fs::path& path, mode_t mode = 0700) {
+  if (::mkdir(path.c_str(), mode) != 0) {
     return errnoStatus(errno, "create " + path.string());
   }
   return Status::ok();
@@ -140,7 +140,7 @@ Result<BindMount> prepareBindMount(const v1::RunMount& m, LayerStore& layers,
   LF_RETURN_IF_ERROR(makeDir(scratch));
   std::vector<fs::path> lowers = uniqueBottomFirst(out.lease.dirs());
   if (lowers.empty()) {  // FROM scratch with nothing in it: an empty tree
-    LF_RETURN_IF_ERROR(makeDir(scratch / "empty"));
+    LF_RETURN_IF_ERROR(makeDir(scratch / "empty", 0755));
     lowers.push_back(scratch / "empty");
   }
 

@@ -253,6 +253,26 @@ TEST_F(BindMountRootTest, SymlinksInTheSourceResolveInsideTheTree) {
   }
 }
 
+TEST_F(BindMountRootTest, AUserOtherThanRootReadsTheBoundTrees) {
+  LayerRef context = appContext();
+  LayerRef lower = makeLayer({{"out/a", "one"}});
+  LayerRef upper = makeLayer({{"out/b", "two"}});
+  v1::StepSpec spec = runSpec("cat /ro/go.mod /rw/go.mod /chain/a /chain/b; ls /ctx /empty");
+  spec.mutable_config()->set_user("nobody");
+  addBind(&spec, {context}, "", "/ro");
+  addBind(&spec, {context}, "", "/rw", /*readonly=*/false);
+  addBind(&spec, {lower, upper}, "out", "/chain");
+  addBind(&spec, {context}, ".", "/ctx");
+  addBind(&spec, {}, "", "/empty");  // FROM scratch: an empty tree
+  v1::StepResult result = run(spec);
+  ASSERT_EQ(result.outcome(), v1::STEP_OUTCOME_SUCCEEDED) << result.error() << last_log_;
+  EXPECT_NE(last_log_.find("module example.com/app\nmodule example.com/app\nonetwo"),
+            std::string::npos)
+      << last_log_;
+  EXPECT_NE(last_log_.find("go.mod\ninside\nsrc"), std::string::npos) << last_log_;
+  EXPECT_TRUE(result.empty_layer());
+}
+
 TEST_F(BindMountRootTest, MissingSourceFailsTheStepNamingSourceAndContext) {
   LayerRef context = appContext();
   v1::StepSpec spec = runSpec("true");
