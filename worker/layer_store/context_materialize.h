@@ -33,8 +33,8 @@
 // digest; a file blob whose size differs from the entry, or whose bytes do not hash to the
 // digest, is kDataLoss naming both; a device under DevicePolicy::kReject is kPermissionDenied. On
 // error the target holds a partial tree: the caller discards it (the layer store deletes its
-// staging dir). Durability is the caller's: nothing here syncs (the layer store syncfs's once
-// before publishing, with LayerStoreOptions::sync).
+// staging dir). Durability is the caller's: nothing here syncs (the layer store syncs once per
+// publish or per background flush, see "Durability" in layer_store.h).
 //
 // Thread-safety: free functions; concurrent calls need distinct targets.
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 
 #include "common/layer/secure_fs.h"
 
@@ -87,9 +88,10 @@ Result<Locked> lockAt(int dir_fd, const std::string& name, int op, const std::st
 
 }  // namespace
 
-Result<LayerDirs> LayerDirs::open(const fs::path& root, bool sync) {
+Result<LayerDirs> LayerDirs::open(const fs::path& root, bool sync_before_publish, SyncFn sync_fs) {
   LayerDirs dirs;
-  dirs.sync_ = sync;
+  dirs.sync_before_publish_ = sync_before_publish;
+  dirs.sync_fs_ = std::move(sync_fs);
   std::error_code ec;
   dirs.root_ = fs::absolute(root, ec).lexically_normal();
   if (ec || root.empty()) {
@@ -185,8 +187,11 @@ Result<std::optional<UniqueFd>> LayerDirs::publish(Staging& staging,
   // One syncfs instead of an fsync per file: unpacking just wrote all of it anyway. Without it a
   // power loss could leave a published layer whose metadata or files lost their data, and a step
   // would build on a damaged parent.
-  if (sync_ && syncfs(tmp_fd_.get()) != 0) {
-    return errnoStatus(errno, "sync '" + tmp_dir_.string() + "' before publishing a layer");
+  if (sync_before_publish_) {
+    Status synced = syncFs();
+    if (!synced.isOk()) {
+      return synced.withContext("before publishing layer '" + where(name) + "'");
+    }
   }
   if (renameat2(tmp_fd_.get(), staging.name.c_str(), layers_fd_.get(), name.c_str(),
                 RENAME_NOREPLACE) != 0) {
@@ -266,6 +271,31 @@ bool LayerDirs::hasFsDir(const std::string& name) const {
   struct stat st;
   return fstatat(layers_fd_.get(), (name + "/" + kFsDir).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
          S_ISDIR(st.st_mode);
+}
+
+Status LayerDirs::syncFs() const {
+  if (sync_fs_) {
+    return sync_fs_(tmp_fd_.get());
+  }
+  if (syncfs(tmp_fd_.get()) != 0) {
+    return errnoStatus(errno, "sync the filesystem of '" + tmp_dir_.string() + "'");
+  }
+  return Status::ok();
+}
+
+bool LayerDirs::isSynced(const std::string& name) const {
+  struct stat st;
+  return fstatat(layers_fd_.get(), (name + "/" + kSyncedFile).c_str(), &st, AT_SYMLINK_NOFOLLOW) ==
+             0 &&
+         S_ISREG(st.st_mode);
+}
+
+Status LayerDirs::markSynced(int layer_fd, const std::string& name) const {
+  UniqueFd fd(openat(layer_fd, kSyncedFile, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd) {
+    return errnoStatus(errno, "create '" + where(name, kSyncedFile) + "'");
+  }
+  return Status::ok();
 }
 
 }  // namespace lf::worker

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,11 +39,15 @@ class LayerDirs {
 
   static constexpr const char* kFsDir = "fs";
   static constexpr const char* kMetaFile = "meta";
+  static constexpr const char* kSyncedFile = "synced";
+  // Flushes the filesystem holding the open directory fd (syncfs(2) by default).
+  using SyncFn = std::function<Status(int fd)>;
 
-  // Creates <root>, <root>/l and <root>/tmp (0700) when missing and opens them. With `sync`,
-  // publish() first flushes the filesystem (syncfs), so a layer is never visible before its data
-  // is on disk.
-  static Result<LayerDirs> open(const std::filesystem::path& root, bool sync);
+  // Creates <root>, <root>/l and <root>/tmp (0700) when missing and opens them. With
+  // `sync_before_publish`, publish() first flushes the filesystem (syncFs), so a layer is never
+  // visible before its data is on disk. An empty `sync_fs` means syncfs(2).
+  static Result<LayerDirs> open(const std::filesystem::path& root, bool sync_before_publish,
+                                SyncFn sync_fs = {});
 
   const std::filesystem::path& root() const { return root_; }
   const std::filesystem::path& layersDir() const { return layers_dir_; }
@@ -84,10 +89,19 @@ class LayerDirs {
   // Whether l/<name>/fs is a directory.
   bool hasFsDir(const std::string& name) const;
 
+  // Flushes the store's filesystem: everything written before the call is on disk after it.
+  Status syncFs() const;
+  // Whether l/<name>/synced is a regular file (the layer's data is on disk; layer_store.h).
+  bool isSynced(const std::string& name) const;
+  // Creates <layer_fd>/synced; layer_fd is l/<name> open and locked by the caller, so the marker
+  // lands in that very layer even if the name has been reused since. `name` is for messages.
+  Status markSynced(int layer_fd, const std::string& name) const;
+
  private:
   std::filesystem::path root_, layers_dir_, tmp_dir_;
   layer::UniqueFd layers_fd_, tmp_fd_;
-  bool sync_ = true;
+  bool sync_before_publish_ = true;
+  SyncFn sync_fs_;
 };
 
 }  // namespace lf::worker

@@ -15,7 +15,8 @@
 namespace lf::worker {
 namespace {
 
-constexpr std::string_view kFormatLine = "layerfarm-layer-meta 1";
+constexpr std::string_view kFormatLine1 = "layerfarm-layer-meta 1";
+constexpr std::string_view kFormatLine = "layerfarm-layer-meta 2";
 // A meta file is a few hundred bytes; anything much larger is not one.
 constexpr size_t kMaxMetaBytes = 4096;
 
@@ -32,11 +33,15 @@ Result<Digest> parseDigestField(std::string_view value, std::string_view key,
 }  // namespace
 
 std::string formatLayerMeta(const LayerMeta& meta) {
-  std::string out(kFormatLine);
+  // Without a boot id the layer is synced already: format 1 says exactly that.
+  std::string out(meta.boot_id.empty() ? kFormatLine1 : kFormatLine);
   out += "\ndiff_id " + meta.diff_id.toString();
   out += "\ndigest " + meta.digest.toString();
   out += "\nmedia_type " + meta.media_type;
   out += "\nbytes " + std::to_string(meta.bytes);
+  if (!meta.boot_id.empty()) {
+    out += "\nboot_id " + meta.boot_id;
+  }
   out += "\n";
   return out;
 }
@@ -54,12 +59,16 @@ Result<LayerMeta> parseLayerMeta(std::string_view text, std::string_view where) 
     lines.push_back(text.substr(0, nl));
     text.remove_prefix(nl + 1);
   }
-  static constexpr std::string_view kKeys[] = {"diff_id", "digest", "media_type", "bytes"};
-  if (lines.size() != 1 + std::size(kKeys) || lines[0] != kFormatLine) {
-    return corrupt("expected the format line and " + std::to_string(std::size(kKeys)) + " fields");
+  static constexpr std::string_view kKeys[] = {"diff_id", "digest", "media_type", "bytes",
+                                               "boot_id"};
+  // Format 1 has every field but the last.
+  const size_t fields =
+      !lines.empty() && lines[0] == kFormatLine1 ? std::size(kKeys) - 1 : std::size(kKeys);
+  if (lines.size() != 1 + fields || (lines[0] != kFormatLine && lines[0] != kFormatLine1)) {
+    return corrupt("expected the format line and " + std::to_string(fields) + " fields");
   }
   LayerMeta meta;
-  for (size_t i = 0; i < std::size(kKeys); ++i) {
+  for (size_t i = 0; i < fields; ++i) {
     std::string_view line = lines[i + 1];
     std::string_view key = kKeys[i];
     if (line.size() < key.size() + 1 || line.substr(0, key.size()) != key ||
@@ -75,6 +84,11 @@ Result<LayerMeta> parseLayerMeta(std::string_view text, std::string_view where) 
       }
     } else if (key == "media_type") {
       meta.media_type = std::string(value);
+    } else if (key == "boot_id") {
+      if (value.empty() || value.find_first_of(" \t") != std::string_view::npos) {
+        return corrupt("field boot_id: not a boot id: '" + std::string(value) + "'");
+      }
+      meta.boot_id = std::string(value);
     } else {
       auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), meta.bytes);
       if (ec != std::errc() || end != value.data() + value.size() || value.empty()) {

@@ -6,7 +6,10 @@
 // call. It is written inside a staging directory that is published by a rename, so it needs no
 // atomic-replace dance of its own; it is never rewritten afterwards (the last use time is the
 // file's mtime, see layer_store.h). Parsing is strict: a file that is not exactly what
-// formatLayerMeta() writes is corrupt, and the store deletes its layer.
+// formatLayerMeta() writes is corrupt, and the store deletes its layer. Format 2 adds the boot id
+// of the publish (layer_store.h, "Durability"); format 1, without it, is still read (boot_id
+// empty: such a layer was synced before it was published; formatLayerMeta writes format 1 for
+// an empty boot id).
 
 #include <cstdint>
 #include <filesystem>
@@ -23,6 +26,8 @@ struct LayerMeta {
   Digest digest;  // the blob it was unpacked from; may be empty for an adopted layer
   std::string media_type;
   uint64_t bytes = 0;
+  // /proc/sys/kernel/random/boot_id at publish time; empty for a format-1 file. No whitespace.
+  std::string boot_id;
 };
 
 std::string formatLayerMeta(const LayerMeta& meta);

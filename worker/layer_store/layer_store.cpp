@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <fstream>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -48,6 +51,21 @@ class StagingGuard {
   Staging staging_;
 };
 
+// The kernel's id of this boot: it changes exactly when the page cache may have been lost.
+Result<std::string> readBootId() {
+  constexpr const char* kPath = "/proc/sys/kernel/random/boot_id";
+  std::ifstream in(kPath);
+  std::string id;
+  if (!in || !std::getline(in, id) || id.empty()) {
+    return unavailable(std::string("cannot read ") + kPath);
+  }
+  return id;
+}
+
+bool isValidBootId(const std::string& id) {
+  return !id.empty() && id.find_first_of(" \t\n") == std::string::npos;
+}
+
 }  // namespace
 
 struct LayerStore::Impl {
@@ -55,8 +73,12 @@ struct LayerStore::Impl {
     LayerMeta meta;
     int64_t last_use_ns = 0;
     uint32_t pins = 0;
-    UniqueFd lock_fd;  // l/<name>, flock(LOCK_SH) while pins > 0
+    UniqueFd lock_fd;          // l/<name>, flock(LOCK_SH) while pins > 0
+    bool pending = false;      // not known to be on disk yet (no l/<name>/synced)
+    bool sync_failed = false;  // pending when a syncfs failed: never marked by this process
   };
+  // Whether a layer found on disk may be used (layer_store.h, "Durability").
+  enum class Durability { kSynced, kPending, kLost };
   // One unpack or adoption of a layer in progress in this process; others wanting it wait.
   struct InFlight {
     bool done = false;
@@ -67,12 +89,20 @@ struct LayerStore::Impl {
     LayerMeta meta;
     UniqueFd lock_fd;
     bool fetched = false;
+    bool pending = false;
   };
 
   Impl(const LayerStoreOptions& o, blob::BlobStore& b, LayerDirs d)
       : options(o), blobs(b), dirs(std::move(d)) {}
 
   Status loadIndex();
+  Durability durability(const std::string& name, const LayerMeta& meta) const;
+  LayerMeta newMeta(const LayerRef& ref, uint64_t bytes) const;
+  Result<std::optional<Pinned>> lockExisting(const std::string& name);
+  Status flush();
+  Status failedSync(const std::vector<std::string>& names, const Status& error);
+  void flusherLoop();
+  bool flushDueLocked() const;
   Result<bool> pinOne(const LayerRef& ref, const std::string& name);
   Result<Pinned> loadOrFetch(const LayerRef& ref, const std::string& name);
   Result<Pinned> fetch(const LayerRef& ref, const std::string& name);
@@ -81,7 +111,7 @@ struct LayerStore::Impl {
   Status adoptStaged(const LayerRef& ref, const fs::path& dir, const std::string& name);
   void rescanLocked();
   Status evict(bool only_if_over);
-  void insertLocked(const std::string& name, LayerMeta meta, int64_t last_use_ns);
+  void insertLocked(const std::string& name, LayerMeta meta, int64_t last_use_ns, bool pending);
   void pinLocked(const std::string& name, Entry& e, UniqueFd lock_fd);
   void eraseLocked(const std::string& name);
   void finishFlightLocked(const std::string& name, const Status& status);
@@ -91,21 +121,43 @@ struct LayerStore::Impl {
   LayerStoreOptions options;
   blob::BlobStore& blobs;
   LayerDirs dirs;
+  std::string boot_id;             // this boot's
+  bool deferred = false;           // sync in flush(), not before each publish
+  bool sync_each_publish = false;  // metadata then carries no boot id (format 1: synced)
 
   mutable std::mutex mu;
   std::condition_variable cv;
   std::unordered_map<std::string, Entry> index;
   std::unordered_map<std::string, std::shared_ptr<InFlight>> in_flight;
-  uint64_t total_bytes = 0, pinned = 0, hits = 0, misses = 0, evictions = 0;
+  uint64_t total_bytes = 0, pinned = 0, hits = 0, misses = 0, evictions = 0, flushes = 0;
   int64_t last_stamp_ns = 0;
+
+  std::mutex flush_mu;  // one flush at a time; taken before mu, never while holding it
+  std::condition_variable flusher_cv;
+  bool stopping = false;  // under mu
+  std::thread flusher;
 };
 
 std::string LayerStore::layerName(const Digest& diff_id) { return diff_id.hex().substr(0, 32); }
 
+LayerStore::Impl::Durability LayerStore::Impl::durability(const std::string& name,
+                                                          const LayerMeta& meta) const {
+  if (meta.boot_id.empty() || dirs.isSynced(name)) {
+    return Durability::kSynced;
+  }
+  return meta.boot_id == boot_id ? Durability::kPending : Durability::kLost;
+}
+
+LayerMeta LayerStore::Impl::newMeta(const LayerRef& ref, uint64_t bytes) const {
+  return LayerMeta{ref.diff_id, ref.digest, ref.media_type, bytes,
+                   sync_each_publish ? std::string() : boot_id};
+}
+
 // Indexes every layer with sound metadata; moves out and deletes the ones whose metadata is
 // missing or corrupt (unless another process holds them, which it cannot do for long: it would
-// fail on their metadata too). Other failures only skip a layer: a transient error must not cost
-// a good layer, and a worker must start despite a dir it cannot delete.
+// fail on their metadata too) and the ones an earlier boot left pending. Other failures only skip
+// a layer: a transient error must not cost a good layer, and a worker must start despite a dir it
+// cannot delete.
 Status LayerStore::Impl::loadIndex() {
   LF_ASSIGN_OR_RETURN(auto names, dirs.listLayers());
   for (const std::string& name : names) {
@@ -117,10 +169,15 @@ Status LayerStore::Impl::loadIndex() {
       continue;
     }
     if (file.isOk() && layerName(file->meta.diff_id) == name && dirs.hasFsDir(name)) {
-      std::lock_guard lock(mu);
-      insertLocked(name, std::move(file->meta), file->mtime_ns);
-      last_stamp_ns = std::max(last_stamp_ns, file->mtime_ns);
-      continue;
+      Durability d = durability(name, file->meta);
+      if (d != Durability::kLost) {
+        std::lock_guard lock(mu);
+        insertLocked(name, std::move(file->meta), file->mtime_ns, d == Durability::kPending);
+        last_stamp_ns = std::max(last_stamp_ns, file->mtime_ns);
+        continue;
+      }
+      spdlog::info("layer store discards a layer not synced before a reboot layer={} boot={}",
+                   dirs.where(name), file->meta.boot_id);
     }
     Staging trash;
     auto moved = dirs.moveOut(name, &trash);
@@ -137,7 +194,24 @@ Status LayerStore::Impl::loadIndex() {
 
 Result<std::unique_ptr<LayerStore>> LayerStore::open(const LayerStoreOptions& options,
                                                      blob::BlobStore& blobs) {
-  LF_ASSIGN_OR_RETURN(LayerDirs dirs, LayerDirs::open(options.root, options.sync));
+  bool each_publish = options.sync && options.sync_mode == LayerSyncMode::kEachPublish;
+  std::string boot_id = options.boot_id;
+  if (!boot_id.empty() && !isValidBootId(boot_id)) {
+    return invalidArgument("layer store boot_id '" + boot_id + "' holds whitespace");
+  }
+  if (boot_id.empty()) {
+    auto read = readBootId();
+    if (read.isOk() && isValidBootId(*read)) {
+      boot_id = *read;
+    } else {
+      // Without it a reboot cannot be told from a restart: only syncing first is safe.
+      spdlog::warn("layer store syncs before each publish: no boot id root={} error={}",
+                   options.root.string(), read.status().toString());
+      each_publish = options.sync;
+      boot_id = "unknown";
+    }
+  }
+  LF_ASSIGN_OR_RETURN(LayerDirs dirs, LayerDirs::open(options.root, each_publish, options.sync_fs));
   // Leftovers and eviction failures cost disk space, not correctness: warn and go on.
   Status cleaned = dirs.cleanStaging();
   if (!cleaned.isOk()) {
@@ -145,12 +219,19 @@ Result<std::unique_ptr<LayerStore>> LayerStore::open(const LayerStoreOptions& op
                  cleaned.toString());
   }
   auto impl = std::make_unique<Impl>(options, blobs, std::move(dirs));
+  impl->boot_id = std::move(boot_id);
+  impl->sync_each_publish = each_publish;
+  impl->deferred = options.sync && !each_publish;
   LF_RETURN_IF_ERROR(impl->loadIndex());
   std::unique_ptr<LayerStore> store(new LayerStore(std::move(impl)));
   Status evicted = store->impl_->evict(/*only_if_over=*/false);
   if (!evicted.isOk()) {
     spdlog::warn("layer store eviction failed root={} error={}", store->impl_->dirs.root().string(),
                  evicted.toString());
+  }
+  if (store->impl_->deferred && options.sync_interval_ms > 0) {
+    Impl* raw = store->impl_.get();
+    raw->flusher = std::thread([raw] { raw->flusherLoop(); });
   }
   return store;
 }
@@ -161,6 +242,20 @@ LayerStore::LayerStore(std::unique_ptr<Impl> impl)
 LayerStore::~LayerStore() {
   // A live Lease would unpin through a dangling pointer later.
   LF_CHECK(impl_->pinned == 0, "LayerStore destroyed while a Lease is alive");
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->flusher_cv.notify_all();
+  if (impl_->flusher.joinable()) {
+    impl_->flusher.join();
+  }
+  // What this process published should not be lost to a reboot that follows its exit.
+  Status flushed = impl_->flush();
+  if (!flushed.isOk()) {
+    spdlog::warn("layer store flush at close failed root={} error={}", impl_->dirs.root().string(),
+                 flushed.toString());
+  }
 }
 
 int64_t LayerStore::Impl::stampLocked() {
@@ -176,7 +271,8 @@ Status LayerStore::Impl::collision(const std::string& name, const Digest& held,
 }
 
 // Adds an unpinned layer (or refreshes one already indexed).
-void LayerStore::Impl::insertLocked(const std::string& name, LayerMeta meta, int64_t last_use_ns) {
+void LayerStore::Impl::insertLocked(const std::string& name, LayerMeta meta, int64_t last_use_ns,
+                                    bool pending) {
   auto [it, inserted] = index.try_emplace(name);
   Entry& e = it->second;
   if (!inserted) {
@@ -185,6 +281,7 @@ void LayerStore::Impl::insertLocked(const std::string& name, LayerMeta meta, int
   total_bytes += meta.bytes;
   e.meta = std::move(meta);
   e.last_use_ns = std::max(e.last_use_ns, last_use_ns);
+  e.pending = pending;
 }
 
 // `lock_fd` holds the shared lock when the entry is not pinned yet; it is dropped otherwise.
@@ -250,7 +347,7 @@ Result<LayerStore::Impl::Pinned> LayerStore::Impl::fetch(const LayerRef& ref,
     return applied.status().withContext("unpack " + what);
   }
   LF_ASSIGN_OR_RETURN(uint64_t bytes, treeBytes(fs_dir));
-  LayerMeta meta{ref.diff_id, ref.digest, ref.media_type, bytes};
+  LayerMeta meta = newMeta(ref, bytes);
   LF_RETURN_IF_ERROR(dirs.writeMeta(staging.get(), meta));
   return publishOrUseExisting(staging.get(), std::move(meta), name);
 }
@@ -281,7 +378,7 @@ Result<LayerStore::Impl::Pinned> LayerStore::Impl::fetchContext(const LayerRef& 
     return made_tree.status().withContext("materialize context " + ref.digest.toString());
   }
   // The budget counts the files' bytes, known from the manifest: no walk.
-  LayerMeta meta{ref.diff_id, ref.digest, ref.media_type, made_tree->file_bytes};
+  LayerMeta meta = newMeta(ref, made_tree->file_bytes);
   LF_RETURN_IF_ERROR(dirs.writeMeta(staging.get(), meta));
   return publishOrUseExisting(staging.get(), std::move(meta), name);
 }
@@ -296,37 +393,57 @@ Result<LayerStore::Impl::Pinned> LayerStore::Impl::publishOrUseExisting(Staging&
   for (int attempt = 0; attempt < kAttempts; ++attempt) {
     LF_ASSIGN_OR_RETURN(auto published, dirs.publish(staging, name));
     if (published) {
-      return Pinned{std::move(meta), std::move(*published), true};
+      bool pending = !meta.boot_id.empty();
+      return Pinned{std::move(meta), std::move(*published), true, pending};
     }
-    LF_ASSIGN_OR_RETURN(auto locked, dirs.lockShared(name));
-    if (locked) {
-      LF_ASSIGN_OR_RETURN(auto file, dirs.readMeta(name));
-      return Pinned{std::move(file.meta), std::move(*locked), true};
+    LF_ASSIGN_OR_RETURN(auto existing, lockExisting(name));
+    if (existing) {
+      existing->fetched = true;
+      return std::move(*existing);
     }
   }
   return unavailable("layer '" + dirs.where(name) + "': other processes published and evicted it " +
                      std::to_string(kAttempts) + " times while this one tried to publish it");
 }
 
+// l/<name> as another process published it, locked, or nullopt when there is no usable layer
+// there: none, or one that is damaged or was left pending by an earlier boot, which is deleted.
+// Outside the mutex.
+Result<std::optional<LayerStore::Impl::Pinned>> LayerStore::Impl::lockExisting(
+    const std::string& name) {
+  LF_ASSIGN_OR_RETURN(auto locked, dirs.lockShared(name));
+  if (!locked) {
+    return std::optional<Pinned>();
+  }
+  auto file = dirs.readMeta(name);
+  Status bad;
+  if (!file.isOk()) {
+    bad = file.status();  // published dirs always carry whole metadata: this one is damaged
+  } else if (Durability d = durability(name, file->meta); d != Durability::kLost) {
+    return std::optional<Pinned>(
+        Pinned{std::move(file->meta), std::move(*locked), false, d == Durability::kPending});
+  } else {
+    bad = dataLoss("layer '" + dirs.where(name) + "' was not synced before boot " +
+                   file->meta.boot_id + " ended");
+  }
+  locked->reset();
+  Staging trash;
+  LF_ASSIGN_OR_RETURN(auto moved, dirs.moveOut(name, &trash));
+  if (moved == LayerDirs::MoveOutResult::kMoved) {
+    LF_RETURN_IF_ERROR(dirs.removeStaging(trash));
+  } else if (moved == LayerDirs::MoveOutResult::kBusy) {
+    return bad.withContext("layer in use by another process");
+  }
+  return std::optional<Pinned>();
+}
+
 // Outside the mutex: the layer may be on disk already (another process published it since our
 // index was loaded); otherwise fetch it.
 Result<LayerStore::Impl::Pinned> LayerStore::Impl::loadOrFetch(const LayerRef& ref,
                                                                const std::string& name) {
-  LF_ASSIGN_OR_RETURN(auto locked, dirs.lockShared(name));
-  if (locked) {
-    auto file = dirs.readMeta(name);
-    if (file.isOk()) {
-      return Pinned{std::move(file->meta), std::move(*locked), false};
-    }
-    // Published dirs always carry whole metadata, so this one is damaged: replace it.
-    locked->reset();
-    Staging trash;
-    LF_ASSIGN_OR_RETURN(auto moved, dirs.moveOut(name, &trash));
-    if (moved == LayerDirs::MoveOutResult::kMoved) {
-      LF_RETURN_IF_ERROR(dirs.removeStaging(trash));
-    } else if (moved == LayerDirs::MoveOutResult::kBusy) {
-      return file.status().withContext("layer in use by another process");
-    }
+  LF_ASSIGN_OR_RETURN(auto existing, lockExisting(name));
+  if (existing) {
+    return std::move(*existing);
   }
   return fetch(ref, name);
 }
@@ -376,7 +493,7 @@ Result<bool> LayerStore::Impl::pinOne(const LayerRef& ref, const std::string& na
       return collision(name, got->meta.diff_id, ref.diff_id);
     }
     ++(got->fetched ? misses : hits);
-    insertLocked(name, std::move(got->meta), 0);
+    insertLocked(name, std::move(got->meta), 0, got->pending);
     pinLocked(name, index[name], std::move(got->lock_fd));
     return got->fetched;
   }
@@ -430,7 +547,7 @@ Status LayerStore::Impl::adoptStaged(const LayerRef& ref, const fs::path& dir,
     return invalidArgument("adopt: '" + dir.string() + "' is not a directory");
   }
   LF_ASSIGN_OR_RETURN(uint64_t bytes, treeBytes(dir));
-  LayerMeta meta{ref.diff_id, ref.digest, ref.media_type, bytes};
+  LayerMeta meta = newMeta(ref, bytes);
   LF_ASSIGN_OR_RETURN(Staging made, dirs.makeStaging("adopt"));
   StagingGuard staging(dirs, std::move(made));
   LF_RETURN_IF_ERROR(dirs.writeMeta(staging.get(), meta));
@@ -447,7 +564,8 @@ Status LayerStore::Impl::adoptStaged(const LayerRef& ref, const fs::path& dir,
   if (published.isOk() && *published) {
     std::lock_guard lock(mu);
     int64_t now = stampLocked();
-    insertLocked(name, std::move(meta), now);
+    bool pending = !meta.boot_id.empty();
+    insertLocked(name, std::move(meta), now, pending);
     dirs.touch(name, now);
     return Status::ok();  // unpinned from here on; the shared lock goes with `published`
   }
@@ -503,7 +621,11 @@ void LayerStore::Impl::rescanLocked() {
     } else if (in_flight.count(name) == 0) {  // in flight: its owner indexes it
       auto file = dirs.readMeta(name);
       if (file.isOk() && layerName(file->meta.diff_id) == name) {
-        insertLocked(name, std::move(file->meta), file->mtime_ns);
+        // A layer lost to a reboot is left out; whoever wants it replaces it (lockExisting).
+        Durability d = durability(name, file->meta);
+        if (d != Durability::kLost) {
+          insertLocked(name, std::move(file->meta), file->mtime_ns, d == Durability::kPending);
+        }
       }
     }
   }
@@ -565,6 +687,133 @@ Status LayerStore::Impl::evict(bool only_if_over) {
 
 Status LayerStore::evictToBudget() { return impl_->evict(/*only_if_over=*/false); }
 
+// Locks each pending layer (so no evictor can move it while it is being marked), syncs the
+// filesystem once, then marks each through its locked fd. Every locked layer was published
+// before the lock, hence written before the syncfs: the marker never outruns the data.
+Status LayerStore::Impl::flush() {
+  if (!deferred) {
+    return Status::ok();
+  }
+  std::lock_guard flushing(flush_mu);
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(mu);
+    for (auto& [name, e] : index) {
+      if (!e.pending || e.sync_failed) {
+        continue;
+      }
+      if (dirs.isSynced(name)) {
+        e.pending = false;  // another process's flush got there first
+      } else {
+        names.push_back(name);
+      }
+    }
+  }
+  std::vector<std::pair<std::string, UniqueFd>> held;
+  for (const std::string& name : names) {
+    auto locked = dirs.lockShared(name);
+    if (!locked.isOk()) {
+      spdlog::warn("layer store flush skips a layer layer={} error={}", dirs.where(name),
+                   locked.status().toString());
+    } else if (*locked) {
+      held.emplace_back(name, std::move(**locked));
+    }  // else evicted since: nothing to mark
+  }
+  if (held.empty()) {
+    return Status::ok();
+  }
+  Status synced = dirs.syncFs();
+  {
+    std::lock_guard lock(mu);
+    ++flushes;
+  }
+  std::vector<std::string> marked;
+  Status first;
+  for (auto& [name, fd] : held) {
+    if (!synced.isOk()) {
+      marked.push_back(name);  // the names to give up on, below
+      continue;
+    }
+    Status status = dirs.markSynced(fd.get(), name);
+    if (status.isOk()) {
+      marked.push_back(name);
+    } else if (first.isOk()) {
+      first = status;  // stays pending; the next flush tries again
+    }
+  }
+  held.clear();  // unlocks: failedSync needs the exclusive locks
+  if (!synced.isOk()) {
+    return failedSync(marked, synced);
+  }
+  std::lock_guard lock(mu);
+  for (const std::string& name : marked) {
+    if (auto it = index.find(name); it != index.end()) {
+      it->second.pending = false;
+    }
+  }
+  return first;
+}
+
+// After a failed syncfs the pending layers' data may never reach the disk, and the error is
+// reported once per fd: a later syncfs would succeed without having written them. Those nobody
+// uses are deleted; the others are never marked by this process, so a reboot discards them.
+Status LayerStore::Impl::failedSync(const std::vector<std::string>& names, const Status& error) {
+  std::vector<Staging> trash;
+  {
+    std::lock_guard lock(mu);
+    for (const std::string& name : names) {
+      auto it = index.find(name);
+      if (it == index.end()) {
+        continue;
+      }
+      if (it->second.pins == 0) {
+        Staging moved_to;
+        auto moved = dirs.moveOut(name, &moved_to);
+        if (moved.isOk() && *moved != LayerDirs::MoveOutResult::kBusy) {
+          if (*moved == LayerDirs::MoveOutResult::kMoved) {
+            trash.push_back(std::move(moved_to));
+          }
+          eraseLocked(name);
+          continue;
+        }
+      }
+      it->second.sync_failed = true;
+    }
+  }
+  for (Staging& t : trash) {
+    dirs.removeStaging(t).ignore();  // unreachable already; leftovers go at the next open()
+  }
+  return error.withContext("flush layer store '" + dirs.root().string() + "' (" +
+                           std::to_string(trash.size()) + " pending layers discarded)");
+}
+
+bool LayerStore::Impl::flushDueLocked() const {
+  return std::any_of(index.begin(), index.end(),
+                     [](const auto& kv) { return kv.second.pending && !kv.second.sync_failed; });
+}
+
+void LayerStore::Impl::flusherLoop() {
+  const auto interval = std::chrono::milliseconds(options.sync_interval_ms);
+  std::unique_lock lock(mu);
+  while (!stopping) {
+    if (flusher_cv.wait_for(lock, interval, [&] { return stopping; })) {
+      break;
+    }
+    if (!flushDueLocked()) {
+      continue;
+    }
+    lock.unlock();
+    Status status = flush();
+    if (!status.isOk()) {
+      spdlog::error("layer store flush failed root={} error={}", dirs.root().string(),
+                    status.toString());
+    }
+    lock.lock();
+  }
+}
+
+Status LayerStore::flush() { return impl_->flush(); }
+
 bool LayerStore::contains(const Digest& diff_id) const {
   std::lock_guard lock(impl_->mu);
   auto it = impl_->index.find(layerName(diff_id));
@@ -583,8 +832,18 @@ std::vector<Digest> LayerStore::diffIds() const {
 
 LayerStore::Stats LayerStore::stats() const {
   std::lock_guard lock(impl_->mu);
-  return Stats{impl_->index.size(), impl_->total_bytes, impl_->pinned,
-               impl_->hits,         impl_->misses,      impl_->evictions};
+  Stats stats{impl_->index.size(),
+              impl_->total_bytes,
+              impl_->pinned,
+              impl_->hits,
+              impl_->misses,
+              impl_->evictions,
+              0,
+              impl_->flushes};
+  for (const auto& [name, entry] : impl_->index) {
+    stats.pending += entry.pending ? 1 : 0;
+  }
+  return stats;
 }
 
 LayerStore::Lease::Lease(Lease&& other) noexcept

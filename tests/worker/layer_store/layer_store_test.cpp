@@ -712,7 +712,7 @@ TEST_F(LayerStoreTest, AnotherProcessCannotEvictALeasedLayer) {
 
 TEST(LayerMetaTest, RoundTripsAndRejectsDamage) {
   LayerMeta meta{Digest::sha256Of("tar"), Digest::sha256Of("blob"),
-                 "application/vnd.oci.image.layer.v1.tar+gzip", 1234};
+                 "application/vnd.oci.image.layer.v1.tar+gzip", 1234, ""};
   std::string text = formatLayerMeta(meta);
   auto parsed = parseLayerMeta(text, "m");
   ASSERT_TRUE(parsed.isOk()) << parsed.status().toString();
