@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
@@ -57,8 +58,11 @@ class FlightGuard {
   std::string key_;
 };
 
-std::string megabytes(uint64_t bytes) {
-  return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6);
+// "20.0 MB", "3.1 kB", "512 B" (decimal units, as docker shows sizes).
+std::string humanBytes(uint64_t bytes) {
+  if (bytes >= 1'000'000) return fmt::format("{:.1f} MB", static_cast<double>(bytes) / 1e6);
+  if (bytes >= 1'000) return fmt::format("{:.1f} kB", static_cast<double>(bytes) / 1e3);
+  return fmt::format("{} B", bytes);
 }
 
 // A recorded variant whose blob is still in the store with its size; nullopt otherwise.
@@ -129,7 +133,7 @@ Result<oci::Descriptor> layerVariant(StateStore& state, blob::BlobStore& blobs,
   }
   if (options.progress) {
     options.progress(fmt::format("compressing layer {}… ({})",
-                                 layer.digest.toString().substr(0, 19), megabytes(layer.size)));
+                                 layer.digest.toString().substr(0, 19), humanBytes(layer.size)));
   }
   const auto start = std::chrono::steady_clock::now();
   Result<blob::BlobInfo> blob = compressBlob(blobs, layer, options);
@@ -147,7 +151,8 @@ Result<oci::Descriptor> layerVariant(StateStore& state, blob::BlobStore& blobs,
                       std::chrono::steady_clock::now() - start)
                       .count();
   spdlog::info("compressed layer {} ({}) to {} {} ({}) in {} ms", layer.digest.toString(),
-               megabytes(layer.size), name, variant.digest.toString(), megabytes(variant.size), ms);
+               humanBytes(layer.size), name, variant.digest.toString(), humanBytes(variant.size),
+               ms);
   return variant;
 }
 

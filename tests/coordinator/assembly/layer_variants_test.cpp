@@ -163,8 +163,8 @@ TEST_F(LayerVariantsTest, CompressesUncompressedLayersAndKeepsTheRest) {
   EXPECT_EQ(out.manifest.media_type, oci::kOciManifest);
 
   ASSERT_EQ(messages_.size(), 1u);
-  EXPECT_EQ(messages_[0], "compressing layer " + ours_.digest.toString().substr(0, 19) +
-                              "… (20.0 MB)");
+  EXPECT_EQ(messages_[0],
+            "compressing layer " + ours_.digest.toString().substr(0, 19) + "… (20.0 MB)");
 }
 
 TEST_F(LayerVariantsTest, ASecondDistributionReusesTheVariant) {
@@ -180,12 +180,12 @@ TEST_F(LayerVariantsTest, ASecondDistributionReusesTheVariant) {
   EXPECT_EQ(second->image.manifest, first->image.manifest);
   EXPECT_EQ(second->image.layers, first->image.layers);
   EXPECT_EQ(countBlobs(*blobs_), blobs_after_first);  // nothing new written
-  EXPECT_EQ(messages_.size(), 1u);                     // one "compressing" message in all
+  EXPECT_EQ(messages_.size(), 1u);                    // one "compressing" message in all
   const std::string text = metrics.serialize();
   EXPECT_NE(text.find("layerfarm_layer_variant_reuses_total 1"), std::string::npos) << text;
-  EXPECT_NE(text.find("layerfarm_layer_variant_compressed_bytes_total " +
-                      std::to_string(ours_.size)),
-            std::string::npos)
+  EXPECT_NE(
+      text.find("layerfarm_layer_variant_compressed_bytes_total " + std::to_string(ours_.size)),
+      std::string::npos)
       << text;
 }
 

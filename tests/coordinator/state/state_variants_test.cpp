@@ -95,8 +95,7 @@ TEST_F(StateVariantsTest, InvalidInputIsRefused) {
             StatusCode::kInvalidArgument);
   oci::Descriptor untyped = gzipVariant("f", 1);
   untyped.media_type.clear();
-  EXPECT_EQ(store_->putLayerVariant(source, "gzip", untyped).code(),
-            StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_->putLayerVariant(source, "gzip", untyped).code(), StatusCode::kInvalidArgument);
 }
 
 }  // namespace
