@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <mutex>
@@ -344,6 +345,68 @@ TEST_F(LayerSyncTest, AcquireAdoptAndEvictWhileTheFlusherRuns) {
     EXPECT_TRUE(fs::is_regular_file(root() / "l" / name / "synced")) << name;
   }
   EXPECT_TRUE(entries("tmp").empty());
+}
+
+// Not a test: the figures for the report (run with --gtest_also_run_disabled_tests). Times
+// acquire() of a fresh 20 MB manifest context and adopt() of a fresh 20 MB upper dir, syncing
+// before each publish and deferred, on the filesystem of the temp dir, with the real syncfs.
+TEST_F(LayerSyncTest, DISABLED_MeasurePublishLatency) {
+  constexpr int kFiles = 200;
+  constexpr size_t kFileBytes = 100 * 1024;
+  constexpr int kRounds = 5;
+  int round_id = 0;
+  auto content = [&](int file) {
+    std::string bytes(kFileBytes, '\0');
+    uint64_t x = (static_cast<uint64_t>(round_id) << 32) ^ static_cast<uint64_t>(file) ^ 0x9e37;
+    for (char& c : bytes) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      c = static_cast<char>(x >> 56);
+    }
+    return bytes;
+  };
+  for (LayerSyncMode mode : {LayerSyncMode::kEachPublish, LayerSyncMode::kDeferred}) {
+    const char* name = mode == LayerSyncMode::kDeferred ? "deferred" : "each-publish";
+    LayerStoreOptions options;
+    options.root = tmp_ / ("measure-" + std::string(name));
+    options.sync_mode = mode;
+    auto store = LayerStore::open(options, *blobs_);
+    ASSERT_TRUE(store.isOk()) << store.status().toString();
+    for (int round = 0; round < kRounds; ++round) {
+      ++round_id;
+      std::vector<ManifestEntry> files;
+      for (int f = 0; f < kFiles; ++f) {
+        files.push_back(file("d/f" + std::to_string(f), 0644, 1, content(f)));
+      }
+      LayerRef ctx = storeManifest(files);
+      sync();  // the blobs' writes must not be billed to the store's syncfs
+      auto t0 = Clock::now();
+      auto lease = (*store)->acquire({ctx});
+      auto t1 = Clock::now();
+      ASSERT_TRUE(lease.isOk()) << lease.status().toString();
+      lease->release();
+
+      auto scratch = (*store)->makeScratchDir();
+      ASSERT_TRUE(scratch.isOk()) << scratch.status().toString();
+      fs::path upper = scratch->path() / "upper";
+      ++round_id;
+      for (int f = 0; f < kFiles; ++f) {
+        ASSERT_TRUE(lf::testing::writeFile(upper / ("f" + std::to_string(f)), content(f)));
+      }
+      LayerRef up{Digest::sha256Of("upper " + std::to_string(round_id)),
+                  Digest::sha256Of("upper diff " + std::to_string(round_id)), 0,
+                  "application/vnd.oci.image.layer.v1.tar"};
+      auto t2 = Clock::now();
+      ASSERT_TRUE((*store)->adopt(up, upper).isOk());
+      auto t3 = Clock::now();
+      auto ms = [](auto d) { return std::chrono::duration<double, std::milli>(d).count(); };
+      std::printf("%-12s round %d: acquire 20 MB context %7.1f ms, adopt 20 MB upper %7.1f ms\n",
+                  name, round, ms(t1 - t0), ms(t3 - t2));
+    }
+    auto t4 = Clock::now();
+    ASSERT_TRUE((*store)->flush().isOk());
+    std::printf("%-12s flush() of what is pending: %.1f ms\n", name,
+                std::chrono::duration<double, std::milli>(Clock::now() - t4).count());
+  }
 }
 
 }  // namespace
