@@ -14,6 +14,7 @@
 #include "common/context/context_tar.h"
 #include "coordinator/metrics/coordinator_metrics.h"
 #include "tests/coordinator/builds/fake_job_broker.h"
+#include "tests/support/shell.h"
 #include "tests/support/temp_dir.h"
 
 namespace lf::coordinator {
@@ -424,6 +425,25 @@ TEST_F(BuildManagerTest, ExportWritesATarball) {
   ASSERT_TRUE(path.isOk()) << path.status().toString();
   EXPECT_GT(std::filesystem::file_size(*path), 1024u);
   EXPECT_EQ(manager_->exportPath("../x").status().code(), StatusCode::kNotFound);
+
+  // The exported image is the distributed one: gzip layers, and the manifest digest the build
+  // reports; the layers the steps made are uncompressed tars.
+  auto index = lf::testing::runShell("tar -xOf '" + *path + "' index.json");
+  ASSERT_EQ(index.code, 0) << index.text;
+  auto manifests = nlohmann::json::parse(index.text)["manifests"];
+  ASSERT_EQ(manifests.size(), 1u);
+  EXPECT_EQ(manifests[0]["digest"], record.manifest_digest.toString());
+  auto manifest = lf::testing::runShell("tar -xOf '" + *path + "' blobs/sha256/" +
+                                        record.manifest_digest.hex());
+  ASSERT_EQ(manifest.code, 0) << manifest.text;
+  auto layers = nlohmann::json::parse(manifest.text)["layers"];
+  ASSERT_FALSE(layers.empty());
+  for (const auto& layer : layers) {
+    EXPECT_EQ(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+  }
+  for (const auto& step : record.steps) {
+    if (step.layer) EXPECT_EQ(step.layer->media_type, "application/vnd.oci.image.layer.v1.tar");
+  }
 }
 
 TEST_F(BuildManagerTest, ABuildInFlightResumesAfterARestart) {
