@@ -106,7 +106,7 @@ const std::map<std::string, std::string> kFiles = {
     {"Dockerfile", "FROM scratch\nCOPY app /app\nCOPY top.txt /top.txt\nRUN echo hi > /x\n"},
     {".dockerignore", "Dockerfile\n.dockerignore\nignored.txt\n"},
     {"app/a.txt", "same bytes\n"},
-    {"app/b.txt", "same bytes\n"},  // one digest for two files
+    {"app/b.txt", "same bytes\n"},                 // one digest for two files
     {"app/sub/c.bin", std::string(1 << 20, 'c')},  // several reads of the body
     {"top.txt", "top\n"},
 };
