@@ -6,13 +6,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
-#include <condition_variable>
 #include <ctime>
 #include <fstream>
 #include <mutex>
 #include <optional>
-#include <thread>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -22,6 +19,7 @@
 #include "worker/layer_store/context_materialize.h"
 #include "worker/layer_store/layer_dirs.h"
 #include "worker/layer_store/layer_meta.h"
+#include "worker/layer_store/layer_store_impl.h"
 
 namespace lf::worker {
 namespace {
@@ -68,85 +66,7 @@ bool isValidBootId(const std::string& id) {
 
 }  // namespace
 
-struct LayerStore::Impl {
-  struct Entry {
-    LayerMeta meta;
-    int64_t last_use_ns = 0;
-    uint32_t pins = 0;
-    UniqueFd lock_fd;          // l/<name>, flock(LOCK_SH) while pins > 0
-    bool pending = false;      // not known to be on disk yet (no l/<name>/synced)
-    bool sync_failed = false;  // pending when a syncfs failed: never marked by this process
-  };
-  // Whether a layer found on disk may be used (layer_store.h, "Durability").
-  enum class Durability { kSynced, kPending, kLost };
-  // One unpack or adoption of a layer in progress in this process; others wanting it wait.
-  struct InFlight {
-    bool done = false;
-    Status status;
-  };
-  // A layer dir locked (shared) and verified, with its metadata.
-  struct Pinned {
-    LayerMeta meta;
-    UniqueFd lock_fd;
-    bool fetched = false;
-    bool pending = false;
-  };
-
-  Impl(const LayerStoreOptions& o, blob::BlobStore& b, LayerDirs d)
-      : options(o), blobs(b), dirs(std::move(d)) {}
-
-  Status loadIndex();
-  Durability durability(const std::string& name, const LayerMeta& meta) const;
-  LayerMeta newMeta(const LayerRef& ref, uint64_t bytes) const;
-  Result<std::optional<Pinned>> lockExisting(const std::string& name);
-  Status flush();
-  Status failedSync(const std::vector<std::string>& names, const Status& error);
-  void flusherLoop();
-  bool flushDueLocked() const;
-  Result<bool> pinOne(const LayerRef& ref, const std::string& name);
-  Result<Pinned> loadOrFetch(const LayerRef& ref, const std::string& name);
-  Result<Pinned> fetch(const LayerRef& ref, const std::string& name);
-  Result<Pinned> fetchContext(const LayerRef& ref, const std::string& name);
-  Result<Pinned> publishOrUseExisting(Staging& staging, LayerMeta meta, const std::string& name);
-  Status adoptStaged(const LayerRef& ref, const fs::path& dir, const std::string& name);
-  void rescanLocked();
-  Status evict(bool only_if_over);
-  void insertLocked(const std::string& name, LayerMeta meta, int64_t last_use_ns, bool pending);
-  void pinLocked(const std::string& name, Entry& e, UniqueFd lock_fd);
-  void eraseLocked(const std::string& name);
-  void finishFlightLocked(const std::string& name, const Status& status);
-  int64_t stampLocked();
-  Status collision(const std::string& name, const Digest& held, const Digest& wanted) const;
-
-  LayerStoreOptions options;
-  blob::BlobStore& blobs;
-  LayerDirs dirs;
-  std::string boot_id;             // this boot's
-  bool deferred = false;           // sync in flush(), not before each publish
-  bool sync_each_publish = false;  // metadata then carries no boot id (format 1: synced)
-
-  mutable std::mutex mu;
-  std::condition_variable cv;
-  std::unordered_map<std::string, Entry> index;
-  std::unordered_map<std::string, std::shared_ptr<InFlight>> in_flight;
-  uint64_t total_bytes = 0, pinned = 0, hits = 0, misses = 0, evictions = 0, flushes = 0;
-  int64_t last_stamp_ns = 0;
-
-  std::mutex flush_mu;  // one flush at a time; taken before mu, never while holding it
-  std::condition_variable flusher_cv;
-  bool stopping = false;  // under mu
-  std::thread flusher;
-};
-
 std::string LayerStore::layerName(const Digest& diff_id) { return diff_id.hex().substr(0, 32); }
-
-LayerStore::Impl::Durability LayerStore::Impl::durability(const std::string& name,
-                                                          const LayerMeta& meta) const {
-  if (meta.boot_id.empty() || dirs.isSynced(name)) {
-    return Durability::kSynced;
-  }
-  return meta.boot_id == boot_id ? Durability::kPending : Durability::kLost;
-}
 
 LayerMeta LayerStore::Impl::newMeta(const LayerRef& ref, uint64_t bytes) const {
   return LayerMeta{ref.diff_id, ref.digest, ref.media_type, bytes,
@@ -686,133 +606,6 @@ Status LayerStore::Impl::evict(bool only_if_over) {
 }
 
 Status LayerStore::evictToBudget() { return impl_->evict(/*only_if_over=*/false); }
-
-// Locks each pending layer (so no evictor can move it while it is being marked), syncs the
-// filesystem once, then marks each through its locked fd. Every locked layer was published
-// before the lock, hence written before the syncfs: the marker never outruns the data.
-Status LayerStore::Impl::flush() {
-  if (!deferred) {
-    return Status::ok();
-  }
-  std::lock_guard flushing(flush_mu);
-  std::vector<std::string> names;
-  {
-    std::lock_guard lock(mu);
-    for (auto& [name, e] : index) {
-      if (!e.pending || e.sync_failed) {
-        continue;
-      }
-      if (dirs.isSynced(name)) {
-        e.pending = false;  // another process's flush got there first
-      } else {
-        names.push_back(name);
-      }
-    }
-  }
-  std::vector<std::pair<std::string, UniqueFd>> held;
-  for (const std::string& name : names) {
-    auto locked = dirs.lockShared(name);
-    if (!locked.isOk()) {
-      spdlog::warn("layer store flush skips a layer layer={} error={}", dirs.where(name),
-                   locked.status().toString());
-    } else if (*locked) {
-      held.emplace_back(name, std::move(**locked));
-    }  // else evicted since: nothing to mark
-  }
-  if (held.empty()) {
-    return Status::ok();
-  }
-  Status synced = dirs.syncFs();
-  {
-    std::lock_guard lock(mu);
-    ++flushes;
-  }
-  std::vector<std::string> marked;
-  Status first;
-  for (auto& [name, fd] : held) {
-    if (!synced.isOk()) {
-      marked.push_back(name);  // the names to give up on, below
-      continue;
-    }
-    Status status = dirs.markSynced(fd.get(), name);
-    if (status.isOk()) {
-      marked.push_back(name);
-    } else if (first.isOk()) {
-      first = status;  // stays pending; the next flush tries again
-    }
-  }
-  held.clear();  // unlocks: failedSync needs the exclusive locks
-  if (!synced.isOk()) {
-    return failedSync(marked, synced);
-  }
-  std::lock_guard lock(mu);
-  for (const std::string& name : marked) {
-    if (auto it = index.find(name); it != index.end()) {
-      it->second.pending = false;
-    }
-  }
-  return first;
-}
-
-// After a failed syncfs the pending layers' data may never reach the disk, and the error is
-// reported once per fd: a later syncfs would succeed without having written them. Those nobody
-// uses are deleted; the others are never marked by this process, so a reboot discards them.
-Status LayerStore::Impl::failedSync(const std::vector<std::string>& names, const Status& error) {
-  std::vector<Staging> trash;
-  {
-    std::lock_guard lock(mu);
-    for (const std::string& name : names) {
-      auto it = index.find(name);
-      if (it == index.end()) {
-        continue;
-      }
-      if (it->second.pins == 0) {
-        Staging moved_to;
-        auto moved = dirs.moveOut(name, &moved_to);
-        if (moved.isOk() && *moved != LayerDirs::MoveOutResult::kBusy) {
-          if (*moved == LayerDirs::MoveOutResult::kMoved) {
-            trash.push_back(std::move(moved_to));
-          }
-          eraseLocked(name);
-          continue;
-        }
-      }
-      it->second.sync_failed = true;
-    }
-  }
-  for (Staging& t : trash) {
-    dirs.removeStaging(t).ignore();  // unreachable already; leftovers go at the next open()
-  }
-  return error.withContext("flush layer store '" + dirs.root().string() + "' (" +
-                           std::to_string(trash.size()) + " pending layers discarded)");
-}
-
-bool LayerStore::Impl::flushDueLocked() const {
-  return std::any_of(index.begin(), index.end(),
-                     [](const auto& kv) { return kv.second.pending && !kv.second.sync_failed; });
-}
-
-void LayerStore::Impl::flusherLoop() {
-  const auto interval = std::chrono::milliseconds(options.sync_interval_ms);
-  std::unique_lock lock(mu);
-  while (!stopping) {
-    if (flusher_cv.wait_for(lock, interval, [&] { return stopping; })) {
-      break;
-    }
-    if (!flushDueLocked()) {
-      continue;
-    }
-    lock.unlock();
-    Status status = flush();
-    if (!status.isOk()) {
-      spdlog::error("layer store flush failed root={} error={}", dirs.root().string(),
-                    status.toString());
-    }
-    lock.lock();
-  }
-}
-
-Status LayerStore::flush() { return impl_->flush(); }
 
 bool LayerStore::contains(const Digest& diff_id) const {
   std::lock_guard lock(impl_->mu);
