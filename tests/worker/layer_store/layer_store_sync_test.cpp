@@ -55,11 +55,18 @@ class LayerSyncTest : public ContextManifestTest {
   }
 
   Status countSync(int fd) {
-    std::lock_guard lock(mu_);
-    ++syncs_;
-    cv_.notify_all();
-    if (fail_sync_) {
-      return errnoStatus(EIO, "injected syncfs failure");
+    std::function<void()> during;
+    {
+      std::lock_guard lock(mu_);
+      ++syncs_;
+      cv_.notify_all();
+      if (fail_sync_) {
+        return errnoStatus(EIO, "injected syncfs failure");
+      }
+      during = during_sync_;
+    }
+    if (during) {
+      during();
     }
     return syncfs(fd) == 0 ? Status::ok() : errnoStatus(errno, "syncfs");
   }
@@ -107,6 +114,7 @@ class LayerSyncTest : public ContextManifestTest {
   std::condition_variable cv_;
   int syncs_ = 0;
   bool fail_sync_ = false;
+  std::function<void()> during_sync_;  // runs inside each sync, without mu_
 };
 
 TEST_F(LayerSyncTest, DeferredPublishDoesNotSyncAndFlushMarksAll) {
@@ -290,6 +298,42 @@ TEST_F(LayerSyncTest, AFailedSyncDiscardsUnusedPendingLayersAndNeverMarksTheOthe
   EXPECT_EQ(syncs(), 1);  // the layer in use is not flushed again: a reboot must discard it
   EXPECT_FALSE(marked(used));
   lease->release();
+}
+
+TEST_F(LayerSyncTest, AnEvictorCannotTakeALayerWhileItIsBeingFlushed) {
+  fs::path upper = makeDir({{"g", "adopted"}});
+  LayerRef up = layerOf(upper);
+  auto store = openSynced(kBootA);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(store->adopt(up, upper).isOk());  // unpinned, pending
+  bool survived = false;
+  during_sync_ = [&] {
+    // Another process with a zero budget evicts everything it can while the syncfs runs.
+    LayerStoreOptions options;
+    options.root = root();
+    options.budget_bytes = 0;
+    options.sync = false;
+    options.boot_id = kBootA;
+    auto other = LayerStore::open(options, *blobs_);
+    ASSERT_TRUE(other.isOk()) << other.status().toString();
+    ASSERT_TRUE((*other)->evictToBudget().isOk());
+    survived = fs::exists(layerDir(up) / "fs" / "g") && (*other)->stats().evictions == 0;
+  };
+  ASSERT_TRUE(store->flush().isOk());
+  EXPECT_TRUE(survived);
+  EXPECT_TRUE(marked(up));  // marked in place, after the syncfs
+  during_sync_ = nullptr;
+  // Once flushed it is an ordinary layer again: evictable, marker and all.
+  LayerStoreOptions options;
+  options.root = root();
+  options.budget_bytes = 0;
+  options.sync = false;
+  options.boot_id = kBootA;
+  auto other = LayerStore::open(options, *blobs_);
+  ASSERT_TRUE(other.isOk()) << other.status().toString();
+  EXPECT_EQ((*other)->stats().evictions, 1u);
+  EXPECT_TRUE(entries("l").empty());
+  EXPECT_TRUE(entries("tmp").empty());
 }
 
 TEST_F(LayerSyncTest, AcquireAdoptAndEvictWhileTheFlusherRuns) {
