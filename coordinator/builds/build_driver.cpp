@@ -133,7 +133,6 @@ Status BuildDriver::prepare() {
   if (!info) {
     return notFound("context manifest " + context_manifest_.toString() + " is not in the store");
   }
-  context_size_ = info->size;
   LF_ASSIGN_OR_RETURN(context_, m_.contexts_.get(m_.deps_.blobs, context_manifest_, dockerfile_path,
                                                  m_.options_.max_dockerfile_bytes));
   LF_ASSIGN_OR_RETURN(dockerfile_, dockerfile::parse(context_->dockerfile_text, dockerfile_path));

@@ -124,7 +124,6 @@ class BuildDriver {
   dockerfile::Dockerfile dockerfile_;
   std::shared_ptr<const ContextFiles> context_;  // Dockerfile text and snapshot
   Digest context_manifest_;    // the manifest blob the request's context id resolves to
-  uint64_t context_size_ = 0;  // of the manifest blob
   plan::Platform platform_;
   std::map<std::string, ResolvedBase> bases_;  // by the reference as written
   plan::BuildPlan plan_;

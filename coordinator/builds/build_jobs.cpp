@@ -126,10 +126,11 @@ Status BuildDriver::submitStep(int index) {
   BuiltLayer context;
   // The context travels as its manifest: workers materialize the tree from it and the file
   // blobs (worker/layer_store). The manifest's digest names that tree, so it is its diff ID too.
+  // Workers get the view without the builder-only files (ContextFiles::worker_manifest).
   context.descriptor.media_type = std::string(context::kContextManifestMediaType);
-  context.descriptor.digest = context_manifest_;
-  context.descriptor.size = context_size_;
-  context.diff_id = context_manifest_;
+  context.descriptor.digest = context_->worker_manifest;
+  context.descriptor.size = context_->worker_manifest_size;
+  context.diff_id = context_->worker_manifest;
   input.context = context;
   for (int used : step.uses_stages) input.stage_chains[used] = stageChain(used);
   for (const auto& ref : step.uses_images) {

@@ -1,10 +1,45 @@
 #include "coordinator/builds/context_cache.h"
 
+#include <algorithm>
+
 #include "common/context/context_manifest.h"
 #include "common/context/dockerignore.h"
 #include "coordinator/builds/context_file.h"
 
 namespace lf::coordinator {
+namespace {
+
+// Sets files->worker_manifest: `manifest` (blob `digest`) without the builder-only entries,
+// stored when it differs (content-addressed, so storing it again is harmless).
+Status storeWorkerManifest(blob::BlobStore& blobs, const Digest& digest,
+                           context::ContextManifest manifest, ContextFiles* files) {
+  const auto& builder_only = files->snapshot.builderOnly();
+  if (builder_only.empty()) {
+    LF_ASSIGN_OR_RETURN(auto info, blobs.stat(digest));
+    if (!info) return dataLoss("context manifest " + digest.toString() + " is not in the store");
+    files->worker_manifest = digest;
+    files->worker_manifest_size = info->size;
+    return Status::ok();
+  }
+  std::erase_if(manifest.entries, [&](const context::ManifestEntry& m) {
+    return std::any_of(builder_only.begin(), builder_only.end(),
+                       [&](const context::ContextEntry& e) { return e.path == m.entry.path; });
+  });
+  const std::string bytes = context::encodeContextManifest(manifest);
+  const Digest trimmed = Digest::sha256Of(bytes);
+  LF_ASSIGN_OR_RETURN(auto info, blobs.stat(trimmed));
+  if (!info) {
+    LF_RETURN_IF_ERROR(
+        blobs.putBytes(bytes, trimmed)
+            .status()
+            .withContext("storing the workers' view of context " + digest.toString()));
+  }
+  files->worker_manifest = trimmed;
+  files->worker_manifest_size = bytes.size();
+  return Status::ok();
+}
+
+}  // namespace
 
 Result<std::shared_ptr<const ContextFiles>> ContextCache::get(blob::BlobStore& blobs,
                                                               const Digest& digest,
@@ -32,6 +67,7 @@ Result<std::shared_ptr<const ContextFiles>> ContextCache::get(blob::BlobStore& b
       });
   if (!snapshot.isOk()) return snapshot.status().withContext("context " + digest.toString());
   files->snapshot = std::move(snapshot).value();
+  LF_RETURN_IF_ERROR(storeWorkerManifest(blobs, digest, std::move(manifest), files.get()));
   std::shared_ptr<const ContextFiles> result = std::move(files);
   if (capacity_ == 0) return result;
   std::lock_guard lock(mu_);

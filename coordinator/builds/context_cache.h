@@ -28,6 +28,12 @@ namespace lf::coordinator {
 struct ContextFiles {
   std::string dockerfile_text;
   context::ContextSnapshot snapshot;
+  // The manifest workers materialize for COPY/ADD and RUN --mount=type=bind: the context without
+  // snapshot.builderOnly() (the Dockerfile and ignore file when .dockerignore excludes them:
+  // Docker sends them to the builder only, COPY . must not see them). The uploaded manifest
+  // itself when nothing is builder-only; else a trimmed copy stored beside it.
+  Digest worker_manifest;
+  uint64_t worker_manifest_size = 0;
 };
 
 class ContextCache {

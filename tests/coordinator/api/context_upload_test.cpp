@@ -261,15 +261,26 @@ TEST_F(ContextUploadTest, ManifestThenMissingFilesThenReadyAndBuilds) {
   BuildRecord record = build(c->id);
   ASSERT_EQ(record.state, BuildState::kSucceeded) << record.failure_reason;
   EXPECT_EQ(record.request.context_digest, c->id);
-  // The COPY jobs name the context by its manifest.
+  // The COPY jobs name the context by a manifest: the workers' view, which leaves out the
+  // Dockerfile and .dockerignore because .dockerignore excludes them (Docker sends them to the
+  // builder only; COPY . must not see them).
   bool saw_copy = false;
   for (const auto& request : broker_->submitted()) {
     if (!request.spec.has_copy() || !request.spec.copy().has_context()) continue;
     saw_copy = true;
-    EXPECT_EQ(request.spec.copy().context().blob().media_type(), kManifestType);
-    EXPECT_EQ(request.spec.copy().context().blob().digest(), c->id.toString());
-    EXPECT_EQ(request.spec.copy().context().diff_id(), c->id.toString());
-    EXPECT_EQ(static_cast<size_t>(request.spec.copy().context().blob().size()), c->manifest.size());
+    const auto& ref = request.spec.copy().context();
+    EXPECT_EQ(ref.blob().media_type(), kManifestType);
+    EXPECT_EQ(ref.diff_id(), ref.blob().digest());
+    EXPECT_NE(ref.blob().digest(), c->id.toString());
+    auto view_bytes = blobs_->getBytes(*Digest::parse(ref.blob().digest()));
+    ASSERT_TRUE(view_bytes.isOk()) << view_bytes.status().toString();
+    EXPECT_EQ(static_cast<size_t>(ref.blob().size()), view_bytes->size());
+    auto view = context::parseContextManifest(*view_bytes);
+    ASSERT_TRUE(view.isOk()) << view.status().toString();
+    std::vector<std::string> paths;
+    for (const auto& e : view->entries) paths.push_back(e.entry.path);
+    EXPECT_EQ(paths, (std::vector<std::string>{"app", "app/a.txt", "app/b.txt", "app/sub",
+                                               "app/sub/c.bin", "top.txt"}));
   }
   EXPECT_TRUE(saw_copy);
   const std::string metrics = metrics_.serialize();
