@@ -115,7 +115,8 @@
 // exclusive lock), so a flush never races a delete. A syncfs that fails (a writeback error)
 // marks nothing; the pending layers nobody uses are then discarded, and the ones in use stay
 // pending, never marked by this process (a later syncfs on the same fd would no longer report
-// the error), so they are discarded after a reboot.
+// the error), so they are discarded after a reboot. A marker that cannot be created is not
+// retried by this process either (the flusher would syncfs every interval for it).
 
 #include <cstdint>
 #include <filesystem>

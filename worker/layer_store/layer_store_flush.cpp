@@ -62,28 +62,35 @@ Status LayerStore::Impl::flush() {
     std::lock_guard lock(mu);
     ++flushes;
   }
-  std::vector<std::string> marked;
+  if (!synced.isOk()) {
+    std::vector<std::string> flushed;
+    for (auto& [name, fd] : held) {
+      flushed.push_back(name);
+    }
+    held.clear();  // unlocks: failedSync needs the exclusive locks
+    return failedSync(flushed, synced);
+  }
+  std::vector<std::pair<std::string, bool>> results;  // name, marked
   Status first;
   for (auto& [name, fd] : held) {
-    if (!synced.isOk()) {
-      marked.push_back(name);  // the names to give up on, below
-      continue;
-    }
     Status status = dirs.markSynced(fd.get(), name);
-    if (status.isOk()) {
-      marked.push_back(name);
-    } else if (first.isOk()) {
-      first = status;  // stays pending; the next flush tries again
+    results.emplace_back(name, status.isOk());
+    if (!status.isOk() && first.isOk()) {
+      first = status;
     }
   }
-  held.clear();  // unlocks: failedSync needs the exclusive locks
-  if (!synced.isOk()) {
-    return failedSync(marked, synced);
-  }
+  held.clear();
   std::lock_guard lock(mu);
-  for (const std::string& name : marked) {
+  for (const auto& [name, ok] : results) {
     if (auto it = index.find(name); it != index.end()) {
-      it->second.pending = false;
+      // A marker that cannot be made (no space, junk in the way) is not retried by this process:
+      // the flusher would otherwise syncfs every interval for it. The layer stays usable in this
+      // boot; a reboot discards it.
+      if (ok) {
+        it->second.pending = false;
+      } else {
+        it->second.sync_failed = true;
+      }
     }
   }
   return first;

@@ -32,7 +32,7 @@ struct LayerStore::Impl {
     uint32_t pins = 0;
     layer::UniqueFd lock_fd;   // l/<name>, flock(LOCK_SH) while pins > 0
     bool pending = false;      // not known to be on disk yet (no l/<name>/synced)
-    bool sync_failed = false;  // pending when a syncfs failed: never marked by this process
+    bool sync_failed = false;  // its syncfs or marker failed: never marked by this process
   };
   // Whether a layer found on disk may be used (layer_store.h, "Durability").
   enum class Durability { kSynced, kPending, kLost };

@@ -232,7 +232,14 @@ TEST_F(LayerSyncTest, AMarkerThatIsNotAFileOrDamagedMetadataCountsAsLost) {
   EXPECT_TRUE(same_boot->contains(dir_marker.diff_id));  // still pending, still usable
   EXPECT_EQ(same_boot->stats().pending, 1u);
   EXPECT_FALSE(same_boot->contains(bad_boot.diff_id));  // corrupt metadata: always deleted
-  same_boot.reset();  // its flush cannot create the marker where a directory is: stays pending
+  // The marker cannot be made where a directory is: the layer stays pending, and is not retried
+  // (no syncfs every interval for it).
+  EXPECT_FALSE(same_boot->flush().isOk());
+  const int syncs_before = syncs();
+  EXPECT_TRUE(same_boot->flush().isOk());
+  EXPECT_EQ(syncs(), syncs_before);
+  EXPECT_EQ(same_boot->stats().pending, 1u);
+  same_boot.reset();
 
   auto store = openSynced(kBootB);
   ASSERT_TRUE(store);
