@@ -110,6 +110,10 @@ class ApiHandlers {
       : service_(service), metrics_(metrics) {}
 
   ApiResponse handle(const ApiRequest& request);
+  // For the routes of one build (status, events, export, cancel): the 404 a caller gets for a
+  // build of another tenant unless it sees all tenants (Caller::all_tenants); nullopt = go on.
+  // handle() applies it; the streaming routes the server answers itself call it first.
+  std::optional<ApiResponse> authorizeBuild(const ApiRequest& request);
 
  private:
   ApiResponse contextHead(const ApiRequest& r);

@@ -299,6 +299,9 @@ bool Session::dispatch(Parser& parser) {
   if (match.route == api::Route::kContextFiles) return uploadFiles(parser, match.param);
   if (match.route == api::Route::kContexts) return postManifest(parser, request);
   if (!readSmallBody(parser, &request.body)) return false;
+  if (match.route == api::Route::kBuildEvents || match.route == api::Route::kBuildExport) {
+    if (auto refused = server_.handlers.authorizeBuild(request)) return respond(parser, *refused);
+  }
   if (match.route == api::Route::kBuildEvents) return streamEvents(parser, match.param, *target);
   if (match.route == api::Route::kBuildExport) return sendExport(parser, match.param);
   return respond(parser, server_.handlers.handle(request));

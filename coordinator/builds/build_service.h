@@ -34,6 +34,9 @@ struct Caller {
   std::vector<std::string> namespaces;
   bool any_namespace = true;      // no client tokens configured: anything except library/
   bool may_push_library = false;  // admins: library/ too
+  // Sees, follows, exports and cancels every tenant's builds: admins, and everyone when no client
+  // tokens are configured. Others only their own tenant's (another tenant's build is "not found").
+  bool all_tenants = true;
 };
 
 // Where an incremental context upload stands: the answer of POST /v1/contexts and of

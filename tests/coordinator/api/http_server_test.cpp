@@ -261,6 +261,46 @@ TEST_F(HttpServerTest, AuthDecidesTheTenant) {
   EXPECT_EQ(get("/metrics").status, 200);
 }
 
+TEST_F(HttpServerTest, ATokenSeesAndCancelsOnlyItsOwnTenantsBuildsAdminsSeeAll) {
+  HttpServerOptions options;
+  options.clients = {{"tok-a", "team-a", {"team-a"}, false},
+                     {"tok-b", "team-b", {"team-b"}, false},
+                     {"tok-admin", "ops", {}, true}};
+  start(options);
+  const std::string body = R"({"context": ")" + Digest::sha256Of("c").toString() + R"("})";
+  HttpAnswer submitted = post("/v1/builds", body, {"Authorization: Bearer tok-a"});
+  ASSERT_EQ(submitted.status, 202);
+  const std::string id = nlohmann::json::parse(submitted.body)["id"];
+  const std::vector<std::string> a = {"Authorization: Bearer tok-a"};
+  const std::vector<std::string> b = {"Authorization: Bearer tok-b"};
+  const std::vector<std::string> admin = {"Authorization: Bearer tok-admin"};
+
+  EXPECT_EQ(get("/v1/builds/" + id, a).status, 200);
+  EXPECT_EQ(get("/v1/builds/" + id, admin).status, 200);
+  // Team b: the build does not exist, for every route of one build.
+  for (const std::string& path :
+       {"/v1/builds/" + id, "/v1/builds/" + id + "/events", "/v1/builds/" + id + "/export"}) {
+    HttpAnswer other = get(path, b);
+    EXPECT_EQ(other.status, 404) << path;
+    EXPECT_EQ(errorCode(other), "not_found") << path;
+    EXPECT_NE(other.body.find("build " + id + " not found"), std::string::npos) << other.body;
+  }
+  EXPECT_EQ(post("/v1/builds/" + id + "/cancel", "", b).status, 404);
+  EXPECT_NE(service_.getBuild(id)->value().state, BuildState::kCancelled);
+  EXPECT_EQ(post("/v1/builds/" + id + "/cancel", "", a).status, 202);
+
+  // Listing: scoped to the caller's tenant; asking for another tenant is refused by name.
+  ASSERT_EQ(get("/v1/builds", b).status, 200);
+  EXPECT_EQ(service_.last_list->tenant, "team-b");
+  HttpAnswer foreign = get("/v1/builds?tenant=team-a", b);
+  EXPECT_EQ(foreign.status, 403);
+  EXPECT_NE(foreign.body.find("team-b"), std::string::npos) << foreign.body;
+  ASSERT_EQ(get("/v1/builds?tenant=team-a", admin).status, 200);
+  EXPECT_EQ(service_.last_list->tenant, "team-a");
+  ASSERT_EQ(get("/v1/builds", admin).status, 200);
+  EXPECT_EQ(service_.last_list->tenant, "");
+}
+
 BuildRecord sampleBuild() {
   BuildRecord b;
   b.id = "b-20261128-0001";
