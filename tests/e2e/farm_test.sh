@@ -180,6 +180,10 @@ scenario_tenants() {
   local id
   id=$(LAYERFARM_TOKEN=team-a-token build_image -t "$registry/team-a/app:1" --push "$work/ta") || fail "team-a build"
   check "team-a's build ran on the farm as tenant team-a" test "$(api "/v1/builds/$id" | json 'd["tenant"]')" = team-a
+  local seen
+  seen=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer team-b-token" "$LAYERFARM_SERVER/v1/builds/$id")
+  check "team-b cannot see team-a's build (HTTP $seen)" test "$seen" = 404
+  if LAYERFARM_TOKEN=team-b-token "$lf" logs "$id" >/dev/null 2>&1; then fail "team-b read team-a's build log"; fi
   id=$(LAYERFARM_TOKEN=team-b-token build_image -t "$registry/team-b/app:1" --push "$work/tb") || fail "team-b build"
   local states
   states=$(api "/v1/builds/$id" | json '" ".join("C" if s["cached"] else "R" for s in d["steps"] if s["kind"]=="RUN")')
