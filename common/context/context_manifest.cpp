@@ -11,6 +11,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "common/context/archive_read.h"
 #include "common/context/dockerignore.h"
 
 namespace lf::context {
@@ -51,38 +52,6 @@ bool isDevice(EntryType type) {
   return type == EntryType::kCharDevice || type == EntryType::kBlockDevice;
 }
 
-// Well-formed UTF-8 (no overlong forms, no surrogates, at most U+10FFFF), as JSON requires.
-bool validUtf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    size_t n = 0;
-    uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      n = 1, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      n = 2, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    for (size_t k = 1; k <= n; ++k) {
-      if (i + k >= s.size()) return false;
-      const auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr std::array<uint32_t, 4> kMin = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 void appendJsonString(std::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   out->push_back('"');
@@ -116,7 +85,7 @@ std::optional<std::string_view> pathProblem(std::string_view path) {
   if (path.empty()) return "empty path";
   if (path.size() > kMaxPathBytes) return "path longer than 4096 bytes";
   if (path.front() == '/') return "absolute path";
-  if (!validUtf8(path)) return "path is not valid UTF-8";
+  if (!isUtf8(path)) return "path is not valid UTF-8";
   size_t start = 0;
   while (start <= path.size()) {
     size_t end = path.find('/', start);
@@ -208,7 +177,7 @@ Result<ContextManifest> manifestOf(const ContextSnapshot& snapshot,
   m.entries.reserve(snapshot.entries().size() + snapshot.builderOnly().size());
   for (const auto* list : {&snapshot.entries(), &snapshot.builderOnly()}) {
     for (const ContextEntry& e : *list) {
-      if (!validUtf8(e.path) || (e.type == EntryType::kSymlink && !validUtf8(e.link_target))) {
+      if (!isUtf8(e.path) || (e.type == EntryType::kSymlink && !isUtf8(e.link_target))) {
         return invalidArgument("context: " + inQuotes(e.path) +
                                ": the name or link target is not valid UTF-8, which the upload "
                                "cannot carry; rename the file or list it in .dockerignore");

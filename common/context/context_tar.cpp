@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/context/archive_read.h"
 #include "common/context/dockerignore.h"
 #include "common/context/safe_open.h"
 
@@ -59,57 +60,6 @@ std::string pathProblem(std::string_view path) {
     pos = slash + 1;
   }
   return std::string();
-}
-
-// libarchive converts names between the locale's charset and the UTF-8 of pax headers. In the
-// C locale (a daemon's, or a CLI run with LANG unset) that fails for every non-ASCII name, so
-// both directions run with the calling thread switched to C.UTF-8: names go into the tar as
-// their UTF-8 bytes and come back unchanged. Archives must be created inside the scope
-// (libarchive reads the charset once per archive).
-class ScopedUtf8Locale {
- public:
-  ScopedUtf8Locale() : utf8_(newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0))) {
-    if (utf8_ != static_cast<locale_t>(0)) {
-      previous_ = uselocale(utf8_);
-    }
-  }
-  ~ScopedUtf8Locale() {
-    if (utf8_ != static_cast<locale_t>(0)) {
-      uselocale(previous_);
-      freelocale(utf8_);
-    }
-  }
-  ScopedUtf8Locale(const ScopedUtf8Locale&) = delete;
-  ScopedUtf8Locale& operator=(const ScopedUtf8Locale&) = delete;
-
- private:
-  locale_t utf8_;
-  locale_t previous_ = static_cast<locale_t>(0);
-};
-
-// Whether `s` is well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF).
-bool isUtf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    auto c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    if (n == 0 || i + n > s.size()) {
-      return false;
-    }
-    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
-    for (size_t k = 1; k < n; ++k) {
-      auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) {
-        return false;
-      }
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-      return false;
-    }
-    i += n;
-  }
-  return true;
 }
 
 // The two lists of a snapshot merged in path order (both are sorted).
@@ -399,46 +349,6 @@ class ContextTarWriter {
   std::vector<char> buf_;
 };
 
-struct ReadClose {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-
-// Feeds libarchive from the caller's read function, keeping its first error.
-class TarSource {
- public:
-  explicit TarSource(const std::function<Result<size_t>(void*, size_t)>& read)
-      : read_(read), buf_(kBufferBytes) {}
-
-  static la_ssize_t onRead(archive*, void* self, const void** out) {
-    auto* me = static_cast<TarSource*>(self);
-    auto n = me->read_(me->buf_.data(), me->buf_.size());
-    if (!n.isOk()) {
-      me->status_ = n.status();
-      return -1;
-    }
-    *out = me->buf_.data();
-    return static_cast<la_ssize_t>(*n);
-  }
-
-  // Reads whatever follows the end-of-archive blocks: a store's reader only checks the digest
-  // when it reaches the end.
-  Status drain() {
-    while (true) {
-      LF_ASSIGN_OR_RETURN(size_t n, read_(buf_.data(), buf_.size()));
-      if (n == 0) {
-        return Status::ok();
-      }
-    }
-  }
-
-  const Status& status() const { return status_; }
-
- private:
-  const std::function<Result<size_t>(void*, size_t)>& read_;
-  std::vector<char> buf_;
-  Status status_;
-};
-
 // One entry as read, with the content of small files that may be the ignore file.
 struct ReadEntry {
   ContextEntry entry;
@@ -521,7 +431,7 @@ Result<ContextEntry> describeEntry(archive_entry* a) {
 }
 
 // Hashes an entry's data; keeps it in *keep when asked (bounded by the ignore file limit).
-Status readData(archive* ar, ReadEntry* r, bool keep_data, TarSource& src) {
+Status readData(archive* ar, ReadEntry* r, bool keep_data, ArchiveSource& src) {
   Sha256 sha;
   uint64_t total = 0;
   if (keep_data) {
@@ -626,7 +536,7 @@ Result<ContextSnapshot> buildSnapshot(std::vector<ReadEntry> all, const std::str
   return ContextSnapshot(std::move(entries), std::move(builder_only), {});
 }
 
-Result<std::vector<ReadEntry>> readEntries(archive* ar, TarSource& src,
+Result<std::vector<ReadEntry>> readEntries(archive* ar, ArchiveSource& src,
                                            const std::string& dockerfile) {
   std::vector<ReadEntry> all;
   while (true) {
@@ -697,15 +607,15 @@ Result<ContextSnapshot> readContextTar(
     df = norm.isOk() ? *norm : std::string();  // outside the context: as scanContext does
   }
   ScopedUtf8Locale utf8;
-  std::unique_ptr<archive, ReadClose> ar(archive_read_new());
+  std::unique_ptr<archive, ArchiveReadFree> ar(archive_read_new());
   if (!ar) {
     return resourceExhausted("context tar: out of memory");
   }
-  TarSource src(read);
+  ArchiveSource src(read, kBufferBytes);
   // Only tar, and no decompression filter: a context is an uncompressed tar by contract.
   if (archive_read_support_format_tar(ar.get()) != ARCHIVE_OK ||
       archive_read_support_format_empty(ar.get()) != ARCHIVE_OK ||
-      archive_read_open(ar.get(), &src, nullptr, &TarSource::onRead, nullptr) != ARCHIVE_OK) {
+      archive_read_open(ar.get(), &src, nullptr, &ArchiveSource::onRead, nullptr) != ARCHIVE_OK) {
     if (!src.status().isOk()) {
       return src.status();
     }

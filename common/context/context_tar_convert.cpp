@@ -10,38 +10,13 @@
 #include <utility>
 #include <vector>
 
+#include "common/context/archive_read.h"
 #include "common/context/context_tar.h"
 
 namespace lf::context {
 namespace {
 
 constexpr size_t kBufferBytes = 1 << 20;
-
-// As in context_tar.cpp: libarchive converts pax names through the thread's locale, which in a
-// daemon's C locale fails for every non-ASCII name. readContextTar reads names as their UTF-8
-// bytes in C.UTF-8; the second pass must see the same names.
-class ScopedUtf8Locale {
- public:
-  ScopedUtf8Locale() : utf8_(newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(0))) {
-    if (utf8_ != static_cast<locale_t>(0)) previous_ = uselocale(utf8_);
-  }
-  ~ScopedUtf8Locale() {
-    if (utf8_ != static_cast<locale_t>(0)) {
-      uselocale(previous_);
-      freelocale(utf8_);
-    }
-  }
-  ScopedUtf8Locale(const ScopedUtf8Locale&) = delete;
-  ScopedUtf8Locale& operator=(const ScopedUtf8Locale&) = delete;
-
- private:
-  locale_t utf8_;
-  locale_t previous_ = static_cast<locale_t>(0);
-};
-
-struct ReadClose {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
 
 // libarchive's read callback over a BlobReader, keeping the reader's first error.
 struct BlobSource {
@@ -70,7 +45,7 @@ class TarSplitter {
 
   // Fills *mtimes (path -> seconds) for every entry.
   Status run(blob::BlobReader& reader, std::unordered_map<std::string, int64_t>* mtimes) {
-    std::unique_ptr<archive, ReadClose> ar(archive_read_new());
+    std::unique_ptr<archive, ArchiveReadFree> ar(archive_read_new());
     if (!ar) return resourceExhausted(where_ + ": out of memory");
     src_.reader = &reader;
     if (archive_read_support_format_tar(ar.get()) != ARCHIVE_OK ||

@@ -8,47 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "common/context/archive_read.h"
+
 namespace lf::coordinator::api {
 namespace {
 
 constexpr size_t kBufferBytes = 256 * 1024;
-
-struct ReadClose {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-
-// Feeds libarchive from the caller's read function, keeping its first error.
-class BodySource {
- public:
-  explicit BodySource(const std::function<Result<size_t>(void*, size_t)>& read)
-      : read_(read), buf_(kBufferBytes) {}
-
-  static la_ssize_t onRead(archive*, void* self, const void** out) {
-    auto* me = static_cast<BodySource*>(self);
-    auto n = me->read_(me->buf_.data(), me->buf_.size());
-    if (!n.isOk()) {
-      me->status_ = n.status();
-      return -1;
-    }
-    *out = me->buf_.data();
-    return static_cast<la_ssize_t>(*n);
-  }
-
-  // Reads the padding after the end-of-archive blocks, so the whole body is consumed.
-  Status drain() {
-    while (true) {
-      LF_ASSIGN_OR_RETURN(size_t n, read_(buf_.data(), buf_.size()));
-      if (n == 0) return Status::ok();
-    }
-  }
-
-  const Status& status() const { return status_; }
-
- private:
-  const std::function<Result<size_t>(void*, size_t)>& read_;
-  std::vector<char> buf_;
-  Status status_;
-};
 
 Status entryError(std::string_view name, std::string_view problem) {
   return invalidArgument(fmt::format("context files tar: entry \"{}\": {}", name, problem));
@@ -56,7 +21,7 @@ Status entryError(std::string_view name, std::string_view problem) {
 
 class FilesTarReader {
  public:
-  FilesTarReader(archive* ar, BodySource& src, const std::map<Digest, uint64_t>& files,
+  FilesTarReader(archive* ar, context::ArchiveSource& src, const std::map<Digest, uint64_t>& files,
                  blob::BlobStore& store)
       : ar_(ar), src_(src), files_(files), store_(store) {}
 
@@ -146,7 +111,7 @@ class FilesTarReader {
   }
 
   archive* ar_;
-  BodySource& src_;
+  context::ArchiveSource& src_;
   const std::map<Digest, uint64_t>& files_;
   blob::BlobStore& store_;
   ContextFilesTarStats stats_;
@@ -157,14 +122,15 @@ class FilesTarReader {
 Result<ContextFilesTarStats> readContextFilesTar(
     const std::function<Result<size_t>(void* buf, size_t size)>& read,
     const std::map<Digest, uint64_t>& files, blob::BlobStore& store) {
-  std::unique_ptr<archive, ReadClose> ar(archive_read_new());
+  std::unique_ptr<archive, context::ArchiveReadFree> ar(archive_read_new());
   if (!ar) return resourceExhausted("context files tar: out of memory");
-  BodySource src(read);
+  context::ArchiveSource src(read, kBufferBytes);
   // Only tar, no decompression filter: the contract says uncompressed. An empty body is an
   // empty tar (nothing sent).
   if (archive_read_support_format_tar(ar.get()) != ARCHIVE_OK ||
       archive_read_support_format_empty(ar.get()) != ARCHIVE_OK ||
-      archive_read_open(ar.get(), &src, nullptr, &BodySource::onRead, nullptr) != ARCHIVE_OK) {
+      archive_read_open(ar.get(), &src, nullptr, &context::ArchiveSource::onRead, nullptr) !=
+          ARCHIVE_OK) {
     if (!src.status().isOk()) return src.status();
     const char* msg = archive_error_string(ar.get());
     return invalidArgument(std::string("context files tar: ") + (msg ? msg : "not a tar"));
