@@ -18,18 +18,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace v1 = layerfarm::v1;
 
-// Bottom first, each dir once at its topmost place (overlayfs refuses a dir given twice).
-std::vector<fs::path> uniqueBottomFirst(const std::vector<fs::path>& bottom_first) {
-  std::vector<fs::path> top_first;
-  std::set<fs::path> seen;
-  for (auto it = bottom_first.rbegin(); it != bottom_first.rend(); ++it) {
-    if (seen.insert(*it).second) {
-      top_first.push_back(*it);
-    }
-  }
-  return {top_first.rbegin(), top_first.rend()};
-}
-
 Status makeDir(const fs::path& path, mode_t mode = 0700) {
   if (::mkdir(path.c_str(), mode) != 0) {
     return errnoStatus(errno, "create " + path.string());
@@ -125,6 +113,15 @@ void chooseTree(const std::vector<fs::path>& lowers, bool readonly, const fs::pa
 
 }  // namespace
 
+std::vector<fs::path> uniqueLowerDirs(const std::vector<fs::path>& bottom_first) {
+  std::vector<fs::path> top_first;
+  std::set<fs::path> seen;
+  for (auto it = bottom_first.rbegin(); it != bottom_first.rend(); ++it) {
+    if (seen.insert(*it).second) top_first.push_back(*it);
+  }
+  return {top_first.rbegin(), top_first.rend()};
+}
+
 Result<BindMount> prepareBindMount(const v1::RunMount& m, LayerStore& layers,
                                    const fs::path& scratch) {
   BindMount out;
@@ -138,7 +135,7 @@ Result<BindMount> prepareBindMount(const v1::RunMount& m, LayerStore& layers,
   }
   out.lease = std::move(lease).value();
   LF_RETURN_IF_ERROR(makeDir(scratch));
-  std::vector<fs::path> lowers = uniqueBottomFirst(out.lease.dirs());
+  std::vector<fs::path> lowers = uniqueLowerDirs(out.lease.dirs());
   if (lowers.empty()) {  // FROM scratch with nothing in it: an empty tree
     LF_RETURN_IF_ERROR(makeDir(scratch / "empty", 0755));
     lowers.push_back(scratch / "empty");

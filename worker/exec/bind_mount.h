@@ -24,6 +24,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "common/base/status.h"
 #include "proto/layerfarm/v1/step.pb.h"
@@ -41,6 +42,12 @@ struct BindMount {
 // `m` is a validated TYPE_BIND mount. `scratch` names a directory that does not exist yet, inside
 // the step's scratch dir (a local filesystem; the caller removes it after the step): it is created
 // here and holds this mount's overlay upper, work and probe dirs.
+// The lower dirs of an overlay, bottom first, each layer once at its topmost place: overlayfs
+// refuses a directory given twice (ELOOP), and a chain may repeat a layer (a step that changed
+// nothing twice); the lower copies are shadowed by the top one anyway.
+std::vector<std::filesystem::path> uniqueLowerDirs(
+    const std::vector<std::filesystem::path>& bottom_first);
+
 Result<BindMount> prepareBindMount(const layerfarm::v1::RunMount& m, LayerStore& layers,
                                    const std::filesystem::path& scratch);
 

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <deque>
 #include <random>
-#include <set>
 
 #include "common/layer/layer_writer.h"
 #include "common/layer/secure_fs.h"
@@ -47,8 +46,8 @@ std::string sanitizeId(const std::string& id, size_t max_len) {
     if (out.size() >= max_len) {
       break;
     }
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '-';
+    bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
     out.push_back(ok ? c : '-');
   }
   return out;
@@ -130,20 +129,6 @@ std::string lastLines(const std::vector<std::string>& lines) {
     out += "\n  " + line;
   }
   return out;
-}
-
-// The lower dirs of an overlay, bottom first, each layer once at its topmost place: overlayfs
-// refuses a directory given twice (ELOOP), and a chain may repeat a layer (a step that changed
-// nothing twice); the lower copies are shadowed by the top one anyway.
-std::vector<fs::path> uniqueLowerDirs(const std::vector<fs::path>& bottom_first) {
-  std::vector<fs::path> top_first;
-  std::set<fs::path> seen;
-  for (auto it = bottom_first.rbegin(); it != bottom_first.rend(); ++it) {
-    if (seen.insert(*it).second) {
-      top_first.push_back(*it);
-    }
-  }
-  return {top_first.rbegin(), top_first.rend()};
 }
 
 layer::Compression toCompression(v1::Compression c) {
@@ -323,7 +308,7 @@ Status runCommand(StepState& s, const StepDir& dir, const std::vector<fs::path>&
     v1::StepLog entry;
     entry.set_step_id(step_id);
     entry.set_stream(stream == sandbox::OutputStream::kStdout ? v1::StepLog::STREAM_STDOUT
-                                                               : v1::StepLog::STREAM_STDERR);
+                                                              : v1::StepLog::STREAM_STDERR);
     entry.set_timestamp_unix_ns(ts);
     entry.set_line(std::string(line));
     s.log(entry);
@@ -352,8 +337,8 @@ Status runCommand(StepState& s, const StepDir& dir, const std::vector<fs::path>&
   } else if (events.pids_limit_hit && !(run.exited && run.exit_code == 0)) {
     s.result.set_outcome(v1::STEP_OUTCOME_LIMIT_EXCEEDED);
     s.result.set_error(what + ": process limit of " + std::to_string(limits.pids_max) +
-                       " reached (fork failed)" +
-                       (run.timed_out ? "; killed at the timeout" : "") + tail);
+                       " reached (fork failed)" + (run.timed_out ? "; killed at the timeout" : "") +
+                       tail);
   } else if (run.cancelled) {
     s.result.set_outcome(v1::STEP_OUTCOME_CANCELLED);
     s.result.set_error(what + ": cancelled");
@@ -376,8 +361,7 @@ Status runCopy(StepState& s, const StepDir& dir, const std::vector<fs::path>& lo
   CopyRequest request;
   request.sources.assign(copy.sources().begin(), copy.sources().end());
   request.destination = copy.destination();
-  request.working_dir =
-      s.spec.config().working_dir().empty() ? "/" : s.spec.config().working_dir();
+  request.working_dir = s.spec.config().working_dir().empty() ? "/" : s.spec.config().working_dir();
   request.chown = copy.chown();
   request.chmod = copy.chmod();
   request.add = s.spec.kind() == v1::STEP_KIND_ADD;
@@ -405,10 +389,9 @@ Status runCopy(StepState& s, const StepDir& dir, const std::vector<fs::path>& lo
   s.result.mutable_timings()->set_run_ms(msSince(start));
   if (!status.isOk()) {
     // A source that does not exist, a bad --chown or --chmod: the step's fault, not the worker's.
-    bool user_error = status.code() == StatusCode::kInvalidArgument ||
-                      status.code() == StatusCode::kNotFound ||
-                      status.code() == StatusCode::kAlreadyExists ||
-                      status.code() == StatusCode::kUnimplemented;
+    bool user_error =
+        status.code() == StatusCode::kInvalidArgument || status.code() == StatusCode::kNotFound ||
+        status.code() == StatusCode::kAlreadyExists || status.code() == StatusCode::kUnimplemented;
     s.result.set_outcome(user_error ? v1::STEP_OUTCOME_FAILED : v1::STEP_OUTCOME_ERROR);
     s.result.set_error(status.message());
   }
@@ -469,8 +452,8 @@ v1::StepResult StepRunner::run(const v1::StepSpec& spec, const LogCallback& log,
     return errorResult(spec, v1::STEP_OUTCOME_ERROR, dir.status());
   }
   std::vector<fs::path> lowers = uniqueLowerDirs(lease->dirs());
-  Status status = spec.kind() == v1::STEP_KIND_RUN ? runCommand(s, *dir, lowers)
-                                                   : runCopy(s, *dir, lowers);
+  Status status =
+      spec.kind() == v1::STEP_KIND_RUN ? runCommand(s, *dir, lowers) : runCopy(s, *dir, lowers);
   if (status.isOk() && s.result.outcome() == v1::STEP_OUTCOME_UNSPECIFIED) {
     status = makeLayer(s, *dir);
     if (status.isOk()) {
