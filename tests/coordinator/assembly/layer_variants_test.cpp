@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <random>
 #include <thread>
 
 #include "common/blob/directory_blob_store.h"
@@ -15,20 +14,13 @@
 #include "common/oci/layout.h"
 #include "common/oci/manifest.h"
 #include "common/oci/media_types.h"
+#include "tests/common/registry/test_image.h"
 #include "tests/support/temp_dir.h"
 
 namespace lf::coordinator {
 namespace {
 
-std::string randomBytes(size_t size, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::string out(size, '\0');
-  for (size_t i = 0; i < size; i += 8) {
-    uint64_t v = rng();
-    for (size_t j = 0; j < 8 && i + j < size; ++j) out[i + j] = static_cast<char>(v >> (8 * j));
-  }
-  return out;
-}
+using registry::testing::randomBytes;
 
 // SHA-256 of the blob's bytes after the real decompressor (format detected by magic).
 Digest decompressedDigest(blob::BlobStore& store, const Digest& digest) {
